@@ -1,0 +1,58 @@
+// Decoded code, cached per physical address and code mode, in blocks that end at a control
+// transfer or a page boundary. A write to a physical page that holds decoded code drops
+// every block on that page (the memory layer reports such writes through onCodeWrite).
+
+import type { Insn } from './insn.js';
+import type { CpuMemory } from './memory.js';
+
+export interface Block {
+  insns: Insn[];
+  valid: boolean;
+  /** How many times it ran: a JIT may use this to find hot blocks. */
+  runs: number;
+}
+
+export class CodeCache {
+  private readonly maps: Map<number, Block>[] = [new Map(), new Map(), new Map(), new Map()];
+  private readonly byPage = new Map<number, { mode: number; phys: number }[]>();
+  /** Set when blocks were dropped; the CPU leaves its current block at once. */
+  dirty = false;
+
+  constructor(private readonly mem: CpuMemory) {
+    mem.onCodeWrite = (ppn) => this.dropPage(ppn);
+  }
+
+  get(mode: number, phys: number): Block | undefined {
+    return this.maps[mode].get(phys);
+  }
+
+  put(mode: number, phys: number, lastPhys: number, b: Block): void {
+    this.maps[mode].set(phys, b);
+    const p0 = Math.floor(phys / 4096), p1 = Math.floor(lastPhys / 4096);
+    this.track(p0, mode, phys);
+    if (p1 !== p0) this.track(p1, mode, phys);
+  }
+
+  private track(ppn: number, mode: number, phys: number): void {
+    let l = this.byPage.get(ppn);
+    if (!l) { l = []; this.byPage.set(ppn, l); this.mem.markCode(ppn); }
+    l.push({ mode, phys });
+  }
+
+  dropPage(ppn: number): void {
+    const l = this.byPage.get(ppn);
+    if (!l) return;
+    this.byPage.delete(ppn);
+    for (const { mode, phys } of l) {
+      const b = this.maps[mode].get(phys);
+      if (b) { b.valid = false; this.maps[mode].delete(phys); }
+    }
+    this.dirty = true;
+  }
+
+  clear(): void {
+    for (const m of this.maps) { for (const b of m.values()) b.valid = false; m.clear(); }
+    this.byPage.clear();
+    this.dirty = true;
+  }
+}

@@ -1,0 +1,21 @@
+// x87 FPU state. The arithmetic lives in ops/x87*.ts; this holds the registers.
+
+export class Fpu {
+  /** Physical registers R0..R7 as 80-bit values: mantissa (64 bits as two int32) and sign+exponent (16 bits). */
+  readonly mantLo = new Int32Array(8);
+  readonly mantHi = new Int32Array(8);
+  readonly signExp = new Uint16Array(8);
+  cw = 0x037f;
+  sw = 0;
+  /** Full tag word (2 bits per physical register: 0 valid, 1 zero, 2 special, 3 empty). */
+  tw = 0xffff;
+  top = 0;
+  fop = 0;
+  fipLo = 0; fipHi = 0; fcs = 0;
+  fdpLo = 0; fdpHi = 0; fds = 0;
+
+  reset(): void {
+    this.cw = 0x037f; this.sw = 0; this.tw = 0xffff; this.top = 0; this.fop = 0;
+    this.fipLo = this.fipHi = this.fcs = this.fdpLo = this.fdpHi = this.fds = 0;
+  }
+}
