@@ -12,18 +12,28 @@ export interface Block {
   runs: number;
 }
 
+const FAST = 4096;
+
 export class CodeCache {
   private readonly maps: Map<number, Block>[] = [new Map(), new Map(), new Map(), new Map()];
   private readonly byPage = new Map<number, { mode: number; phys: number }[]>();
-  /** Set when blocks were dropped; the CPU leaves its current block at once. */
-  dirty = false;
+  /** A direct-mapped front for the maps: key (phys * 4 + mode) and block per slot. */
+  private readonly fastKey = new Float64Array(FAST).fill(-1);
+  private readonly fastBlock: (Block | undefined)[] = new Array(FAST).fill(undefined);
+  /** CPUs running from this cache: told to leave their current block when code is dropped. */
+  readonly users: { exitBlock: boolean }[] = [];
 
   constructor(private readonly mem: CpuMemory) {
     mem.onCodeWrite = (ppn) => this.dropPage(ppn);
   }
 
   get(mode: number, phys: number): Block | undefined {
-    return this.maps[mode].get(phys);
+    const key = phys * 4 + mode;
+    const slot = (phys ^ (phys >>> 12)) & (FAST - 1);
+    if (this.fastKey[slot] === key) return this.fastBlock[slot];
+    const b = this.maps[mode].get(phys);
+    if (b !== undefined) { this.fastKey[slot] = key; this.fastBlock[slot] = b; }
+    return b;
   }
 
   put(mode: number, phys: number, lastPhys: number, b: Block): void {
@@ -46,13 +56,21 @@ export class CodeCache {
     for (const { mode, phys } of l) {
       const b = this.maps[mode].get(phys);
       if (b) { b.valid = false; this.maps[mode].delete(phys); }
+      const slot = (phys ^ (phys >>> 12)) & (FAST - 1);
+      if (this.fastKey[slot] === phys * 4 + mode) { this.fastKey[slot] = -1; this.fastBlock[slot] = undefined; }
     }
-    this.dirty = true;
+    this.kick();
+  }
+
+  private kick(): void {
+    for (const u of this.users) u.exitBlock = true;
   }
 
   clear(): void {
     for (const m of this.maps) { for (const b of m.values()) b.valid = false; m.clear(); }
     this.byPage.clear();
-    this.dirty = true;
+    this.fastKey.fill(-1);
+    this.fastBlock.fill(undefined);
+    this.kick();
   }
 }

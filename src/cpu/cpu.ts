@@ -96,6 +96,7 @@ export class Cpu {
   constructor(readonly mem: CpuMemory, opts: { code?: CodeCache; model?: CpuModel } = {}) {
     this.code = opts.code ?? new CodeCache(mem);
     this.model = opts.model ?? defaultCpuModel();
+    this.code.users.push(this);
     setFlags(this.f, 2);
     this.setFlat64();
   }
@@ -410,7 +411,6 @@ export class Cpu {
       const insns = b.insns;
       const n = insns.length < left ? insns.length : left;
       let i = 0;
-      this.code.dirty = false;
       this.exitBlock = false;
       try {
         for (; i < n; i++) {
@@ -419,7 +419,7 @@ export class Cpu {
           this.rip += d.len;
           d.h(this, d);
           this.cycles += d.cycles;
-          if (this.exitBlock || this.code.dirty) { i++; break; }
+          if (this.exitBlock) { i++; break; }
         }
       } catch (e) {
         if (!(e instanceof CpuFault)) throw e;

@@ -3,7 +3,7 @@
 
 import type { Cpu } from '../cpu.js';
 import { CpuFault, Vec, ud } from '../fault.js';
-import { cond, setLazy, K, FS } from '../flags.js';
+import { cond, setLazy, K, FS, materialize } from '../flags.js';
 import { def, defRange, group, Imm, Map as OpMap, type Handler, type Insn } from '../insn.js';
 import { F, Mode } from '../state.js';
 import { aluCompute, Alu, sizeMask } from './alu.js';
@@ -40,7 +40,7 @@ export function leaOffset(cpu: Cpu, d: Insn): number {
   let lo = d.disp, hi = d.disp >> 31;
   const b = d.base;
   if (b >= 0) {
-    if (b === 16) { lo = cpu.ripHalves(); hi = cpu.t; const s = (lo >>> 0) + d.disp; hi = (hi + (d.disp >> 31) + (s >= 4294967296 ? 1 : 0) + (s < 0 ? -1 : 0)) | 0; lo = s | 0; }
+    if (b === 16) { lo = cpu.ripHalves(); hi = cpu.t; const s = (lo >>> 0) + d.disp; hi = (hi + Math.floor(s / 4294967296)) | 0; lo = s | 0; }
     else { const s = (lo >>> 0) + (r[b * 2] >>> 0); hi = (hi + r[b * 2 + 1] + (s >= 4294967296 ? 1 : 0)) | 0; lo = s | 0; }
   }
   if (d.index >= 0) {
@@ -133,8 +133,10 @@ const xadd: Handler = (cpu, d) => {
   const e = cpu.getE(d, size, lin), eh = size === 8 ? cpu.t : 0;
   const g = cpu.getG(d, size), gh = size === 8 ? cpu.t : 0;
   const r = aluCompute(cpu, Alu.ADD, size, e, eh, g, gh), rh = size === 8 ? cpu.t : 0;
-  cpu.setE(d, size, lin, r, rh);
-  cpu.setG(d, size, e, eh);
+  // Register form: the source takes the old destination first, so xadd r, r leaves the sum.
+  // Memory form: the write goes first, so a faulting store changes no register.
+  if (d.mod === 3) { cpu.setG(d, size, e, eh); cpu.setE(d, size, lin, r, rh); }
+  else { cpu.setE(d, size, lin, r, rh); cpu.setG(d, size, e, eh); }
   setLazy(cpu.f, K.ADD, size, e, eh, g, gh, r, rh);
 };
 
@@ -159,33 +161,28 @@ const cmpxchg: Handler = (cpu, d) => {
 
 /** cmpxchg8b / cmpxchg16b (0F C7 /1) */
 const cmpxchg8b16b: Handler = (cpu, d) => {
-  const r = cpu.r;
+  const r = cpu.r, m = cpu.mem;
   const lin = cpu.ea(d);
-  const f = cpu.f;
-  f[FS.FLAGS] = (cpu.rflags) & ~F.ZF; f[FS.KIND] = K.NONE;
+  let eq: boolean;
   if (d.osz === 8) {
     if (lin % 16 !== 0) throw new CpuFault(Vec.GP, 0);
-    cpu.mem.probeWrite(lin, 16);
-    const m0 = cpu.mem.rd64(lin), m0h = cpu.mem.hi;
-    const m1 = cpu.mem.rd64(lin + 8), m1h = cpu.mem.hi;
-    if (m0 === r[0] && m0h === r[1] && m1 === r[4] && m1h === r[5]) {
-      cpu.mem.wr64(lin, r[6], r[7]); cpu.mem.wr64(lin + 8, r[2], r[3]);
-      f[FS.FLAGS] |= F.ZF;
-    } else {
-      cpu.mem.wr64(lin, m0, m0h); cpu.mem.wr64(lin + 8, m1, m1h);
-      r[0] = m0; r[1] = m0h; r[4] = m1; r[5] = m1h;
-    }
+    m.probeWrite(lin, 16);
+    const m0 = m.rd64(lin), m0h = m.hi;
+    const m1 = m.rd64(lin + 8), m1h = m.hi;
+    eq = m0 === r[0] && m0h === r[1] && m1 === r[4] && m1h === r[5];
+    if (eq) { m.wr64(lin, r[6], r[7]); m.wr64(lin + 8, r[2], r[3]); }
+    else { m.wr64(lin, m0, m0h); m.wr64(lin + 8, m1, m1h); r[0] = m0; r[1] = m0h; r[4] = m1; r[5] = m1h; }
   } else {
-    const m0 = cpu.mem.rd64(lin), m1 = cpu.mem.hi;
-    cpu.mem.probeWrite(lin, 8);
-    if (m0 === r[0] && m1 === r[4]) {
-      cpu.mem.wr64(lin, r[6], r[2]);
-      f[FS.FLAGS] |= F.ZF;
-    } else {
-      cpu.mem.wr64(lin, m0, m1);
-      r[0] = m0; r[1] = 0; r[4] = m1; r[5] = 0;
-    }
+    m.probeWrite(lin, 8);
+    const m0 = m.rd64(lin), m1 = m.hi;
+    eq = m0 === r[0] && m1 === r[4];
+    if (eq) m.wr64(lin, r[6], r[2]);
+    else { m.wr64(lin, m0, m1); r[0] = m0; r[1] = 0; r[4] = m1; r[5] = 0; }
   }
+  // Only ZF changes.
+  const f = cpu.f;
+  materialize(f);
+  f[FS.FLAGS] = (f[FS.FLAGS] & ~F.ZF) | (eq ? F.ZF : 0);
 };
 
 /** cbw/cwde/cdqe (98) and cwd/cdq/cqo (99) */
@@ -197,9 +194,9 @@ const cbw: Handler = (cpu, d) => {
 };
 const cwd: Handler = (cpu, d) => {
   const r = cpu.r;
-  if (d.osz === 2) r[2] = (r[2] & ~0xffff) | (((r[0] << 16) >> 31) & 0xffff);
-  else if (d.osz === 4) { r[2] = r[0] >> 31; r[3] = 0; }
-  else { const s = r[1] >> 31; r[2] = s; r[3] = s; }
+  if (d.osz === 2) r[4] = (r[4] & ~0xffff) | (((r[0] << 16) >> 31) & 0xffff);
+  else if (d.osz === 4) { r[4] = r[0] >> 31; r[5] = 0; }
+  else { const s = r[1] >> 31; r[4] = s; r[5] = s; }
 };
 
 /** cmovcc Gv, Ev: the source is read (and may fault) even when the condition is false;
