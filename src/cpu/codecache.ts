@@ -10,6 +10,16 @@ export interface Block {
   valid: boolean;
   /** How many times it ran: a JIT may use this to find hot blocks. */
   runs: number;
+  /** Total cycle cost of the block's instructions. */
+  cycles: number;
+  /** The code mode it was decoded for. */
+  mode: number;
+  /** The last two successors seen (by RIP), valid while the memory epoch is linkEpoch. */
+  link0: Block | undefined;
+  link0Rip: number;
+  link1: Block | undefined;
+  link1Rip: number;
+  linkEpoch: number;
 }
 
 const FAST = 4096;

@@ -39,6 +39,8 @@ export interface CpuHooks {
   syscall?(cpu: Cpu): boolean;
   /** HLT executed; return true to keep running (an event arrived). */
   halt?(cpu: Cpu): boolean;
+  /** VMCALL / VMMCALL (a PVH/HVM hypercall); true if handled, else the instruction is #UD. */
+  hypercall?(cpu: Cpu): boolean;
 }
 
 export class Cpu {
@@ -381,7 +383,9 @@ export class Cpu {
       off += d.len;
       if (d.end || off >= pageLeft) break;
     }
-    const b: Block = { insns, valid: true, runs: 0 };
+    let cycles = 0;
+    for (const d of insns) cycles += d.cycles;
+    const b: Block = { insns, valid: true, runs: 0, cycles, mode, link0: undefined, link0Rip: -1, link1: undefined, link1Rip: -1, linkEpoch: this.mem.epoch };
     this.code.put(mode, phys, Math.max(lastPhys, phys + Math.min(off, pageLeft) - 1), b);
     return b;
   }
@@ -392,6 +396,7 @@ export class Cpu {
    */
   run(max: number): Stop {
     let left = max;
+    let prev: Block | undefined;
     this.stopRequest = false;
     while (left > 0) {
       if (this.halted) {
@@ -399,13 +404,29 @@ export class Cpu {
         return Stop.Halt;
       }
       if (this.stopRequest) return Stop.Request;
-      let b: Block;
-      try {
-        this.ripStart = this.rip;
-        b = this.block();
-      } catch (e) {
-        if (!this.takeFault(e)) return Stop.Fault;
-        continue;
+      // Follow the previous block's link when it still applies (same RIP, mode and memory
+      // mapping epoch): this skips the fetch translation and the cache lookup.
+      let b: Block | undefined;
+      const mode = this.mode;
+      if (prev !== undefined && prev.linkEpoch === this.mem.epoch) {
+        const rip = this.rip;
+        if (prev.link0Rip === rip) { b = prev.link0; if (b !== undefined && (!b.valid || b.mode !== mode)) b = undefined; }
+        else if (prev.link1Rip === rip) { b = prev.link1; if (b !== undefined && (!b.valid || b.mode !== mode)) b = undefined; }
+      }
+      if (b === undefined) {
+        try {
+          this.ripStart = this.rip;
+          b = this.block();
+        } catch (e) {
+          prev = undefined;
+          if (!this.takeFault(e)) return Stop.Fault;
+          continue;
+        }
+        if (prev !== undefined && prev.valid) {
+          if (prev.linkEpoch !== this.mem.epoch) { prev.link0 = prev.link1 = undefined; prev.link0Rip = prev.link1Rip = -1; prev.linkEpoch = this.mem.epoch; }
+          if (prev.link0 === undefined) { prev.link0 = b; prev.link0Rip = this.rip; }
+          else { prev.link1 = b; prev.link1Rip = this.rip; }
+        }
       }
       b.runs++;
       const insns = b.insns;
@@ -418,21 +439,30 @@ export class Cpu {
           this.ripStart = this.rip;
           this.rip += d.len;
           d.h(this, d);
-          this.cycles += d.cycles;
           if (this.exitBlock) { i++; break; }
         }
       } catch (e) {
         if (!(e instanceof CpuFault)) throw e;
         if (e.soft) i++; // a software interrupt retires; its frame holds the next RIP
         else this.rip = this.ripStart;
-        this.insns += i; left -= i;
+        this.retire(b, i);
+        left -= i;
+        prev = undefined;
         if (!this.takeFault(e)) return Stop.Fault;
         continue;
       }
-      this.insns += i;
+      this.retire(b, i);
       left -= i;
+      prev = b;
     }
     return Stop.Budget;
+  }
+
+  /** Count the first n instructions of a block as retired. */
+  private retire(b: Block, n: number): void {
+    this.insns += n;
+    if (n === b.insns.length) this.cycles += b.cycles;
+    else for (let i = 0; i < n; i++) this.cycles += b.insns[i].cycles;
   }
 
   /** Deliver a fault thrown by a handler; false when it stops the machine. */
@@ -472,7 +502,9 @@ export class Cpu {
   endBlock(): void { this.exitBlock = true; }
 
   /** The 64-bit TSC value (virtual: retired cycles). */
-  tsc(): number { return this.cycles; }
+  tsc(): number { return this.cycles + this.tscOffset; }
+  /** Added to the retired cycles to give the TSC (a WRMSR to the TSC sets it; see msr.ts). */
+  tscOffset = 0;
 
   get long(): boolean { return (this.efer & Efer.LMA) !== 0; }
   get ifSet(): boolean { return (this.f[FS.FLAGS] & F.IF) !== 0; }

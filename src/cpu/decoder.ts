@@ -6,6 +6,12 @@
 import { CpuFault, Vec } from './fault.js';
 import { Imm, Insn, Mp, OPS, P, type Handler, type OpDef } from './insn.js';
 import { Mode, RIP_BASE, R8_HIGH, Seg } from './state.js';
+import { specialize } from './fast.js';
+
+/** Whether the decoder picks specialized handlers (fast.ts); tests turn it off to check the
+ *  generic handlers too. */
+let useFast = true;
+export function setSpecialization(on: boolean): void { useFast = on; }
 
 export const udHandler: Handler = () => { throw new CpuFault(Vec.UD); };
 /** An instruction longer than 15 bytes: #GP(0) when executed. */
@@ -154,6 +160,9 @@ function decodeOpcode(d: Insn, byte: () => number, mode: Mode, b: number, pfx: n
   if (pfx & P.LOCK) {
     const ok = typeof def.lock === 'function' ? def.lock(d) : def.lock === true;
     if (!ok || d.mod === 3) d.h = udHandler;
+  } else if (h !== undefined && useFast) {
+    const f = specialize(d);
+    if (f !== undefined) d.h = f;
   }
   return d;
 }

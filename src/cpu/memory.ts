@@ -9,6 +9,9 @@ export const enum Access { Read = 0, Write = 1, Exec = 2 }
 
 export interface CpuMemory {
   hi: number;
+  /** Bumped whenever linear-to-physical translations may have changed (a flush, CR3 load,
+   *  paging mode change): blocks linked by RIP are only followed within one epoch. */
+  epoch: number;
   rd8(lin: number): number;
   rd16(lin: number): number;
   rd32(lin: number): number;

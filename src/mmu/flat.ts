@@ -11,6 +11,7 @@ export const enum PfErr { P = 1, W = 2, U = 4, RSVD = 8, I = 16 }
 
 export class FlatMemory implements CpuMemory {
   hi = 0;
+  epoch = 0;
   onCodeWrite: CodeWriteHook | null = null;
   readonly u8: Uint8Array;
   private readonly dv: DataView;
@@ -61,6 +62,6 @@ export class FlatMemory implements CpuMemory {
     return lin;
   }
   physByte(phys: number): number { return this.u8[phys]; }
-  flush(): void {}
+  flush(): void { this.epoch++; }
   markCode(ppn: number): void { this.code[ppn] = 1; }
 }

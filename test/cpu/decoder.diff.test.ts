@@ -49,3 +49,22 @@ const forms: Form[] = [
 ];
 
 describe('decoder against the host CPU', () => diffForms(forms));
+
+// Self-modifying code: a store into the instruction stream ahead of RIP, in the same decoded
+// block, must be seen by the next fetch (the host's code page is writable too).
+describe('self-modifying code against the host CPU', () => diffForms([
+  {
+    name: 'store over the next instruction (same block)',
+    gen: fc.record({ imm: fc.integer({ min: 0, max: 255 }), regs: regsArb() }).map(({ imm, regs }) =>
+      // mov byte [rip+1], imm  ; 7 bytes; the next instruction is "mov al, 0" at +7: its imm byte is at +8
+      mkCase([0xc6, 0x05, 0x01, 0x00, 0x00, 0x00, imm, 0xb0, 0x00, 0x90], regs, 0n)),
+  },
+  {
+    name: 'rep stos over code that then runs',
+    gen: fc.record({ regs: regsArb() }).map(({ regs }) => {
+      // lea rdi,[rip+9]; mov ecx,4; mov al,0x90; rep stosb; then 4 bytes of ud2/ud2 overwritten with nops
+      regs[0] = 0n;
+      return mkCase([0x48, 0x8d, 0x3d, 0x09, 0x00, 0x00, 0x00, 0xb9, 0x04, 0x00, 0x00, 0x00, 0xb0, 0x90, 0xf3, 0xaa, 0x0f, 0x0b, 0x0f, 0x0b, 0x90], regs, 0n);
+    }),
+  },
+]));
