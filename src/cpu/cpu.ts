@@ -41,6 +41,9 @@ export interface CpuHooks {
   halt?(cpu: Cpu): boolean;
   /** VMCALL / VMMCALL (a PVH/HVM hypercall); true if handled, else the instruction is #UD. */
   hypercall?(cpu: Cpu): boolean;
+  /** Called at a block boundary once cpu.cycles >= cpu.eventAt (timers, pending upcalls);
+   *  it sets the next eventAt and may deliver an event (change RIP and state). */
+  event?(cpu: Cpu): void;
 }
 
 export class Cpu {
@@ -87,6 +90,9 @@ export class Cpu {
   stopRequest = false;
   /** The exception that stopped a run with no way to deliver it. */
   stopFault: CpuFault | null = null;
+  /** Cycle count at which the run loop calls hooks.event (Infinity: never). Setting it to 0
+   *  and exitBlock to true makes the check happen at the next block boundary. */
+  eventAt = Infinity;
   /** Interrupt shadow after sti / mov ss. */
   inhibitIrq = false;
 
@@ -112,6 +118,7 @@ export class Cpu {
     s.attr[Seg.TR] = 0x8b; s.limit[Seg.TR] = 0x67;
     this.mode = Mode.Long64;
     this.cpl = 0;
+    this.cr4 |= 0x600; // OSFXSR | OSXMMEXCPT: SSE enabled with #XM delivery, as an OS sets up
   }
 
   // ---- flags ---------------------------------------------------------------------------
@@ -404,6 +411,10 @@ export class Cpu {
         return Stop.Halt;
       }
       if (this.stopRequest) return Stop.Request;
+      if (this.cycles >= this.eventAt && this.hooks.event !== undefined) {
+        this.hooks.event(this);
+        if (this.halted || this.stopRequest) continue;
+      }
       // Follow the previous block's link when it still applies (same RIP, mode and memory
       // mapping epoch): this skips the fetch translation and the cache lookup.
       let b: Block | undefined;

@@ -1,0 +1,41 @@
+// The hypervisor: machine memory and its frame table, the domains, virtual time and the
+// deterministic scheduler that runs every vCPU in turn.
+
+import type { PhysMem } from '../mmu/physmem.js';
+import { Domain } from './domain.js';
+import { FrameTable } from './mm/frames.js';
+
+/** The virtual TSC runs at 1 GHz: one cycle is one nanosecond of Xen system time. */
+export const TSC_HZ = 1_000_000_000;
+
+export class Xen {
+  readonly frames: FrameTable;
+  readonly domains = new Map<number, Domain>();
+  /** Global virtual time in cycles (= ns); each vCPU's TSC follows it while it runs. */
+  cycles = 0;
+  /** Hypervisor log (what `sim dmesg` shows). */
+  readonly log: string[] = [];
+  /** Where hypervisor log lines go besides the buffer. */
+  onLog: ((line: string) => void) | null = null;
+  private nextDomid = 0;
+
+  constructor(readonly phys: PhysMem) {
+    this.frames = new FrameTable(phys);
+  }
+
+  printk(line: string): void {
+    const l = `(XEN) ${line}`;
+    this.log.push(l);
+    if (this.log.length > 10000) this.log.splice(0, this.log.length - 10000);
+    this.onLog?.(l);
+  }
+
+  /** System time in ns (Xen's NOW()). */
+  now(): number { return this.cycles * (1e9 / TSC_HZ); }
+
+  newDomain(name: string): Domain {
+    const d = new Domain(this, this.nextDomid++, name);
+    this.domains.set(d.id, d);
+    return d;
+  }
+}
