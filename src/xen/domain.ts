@@ -21,10 +21,18 @@ export class Domain {
   sharedInfoMfn = -1;
   /** VM assists enabled with vm_assist (bit per VMASST_TYPE_*). */
   vmAssist = 0;
+  /** The 16-byte domain handle (xl's UUID). */
+  handle = new Uint8Array(16);
   /** Privileged (dom0) or not. */
   privileged = false;
   /** Lines the guest wrote with console_io (the hypervisor console), for logs and tests. */
   consoleWrite: (bytes: Uint8Array) => void = () => {};
+  /** Called once when the domain shuts down (the toolstack applies on_poweroff etc.). */
+  onShutdown: ((reason: number) => void) | null = null;
+  /** SCHEDOP_watchdog deadlines (ns; -1 for a free slot). */
+  watchdogs: number[] = [];
+  /** The E820 map the builder gave it: [start, size, type] triples in bytes. */
+  memoryMap: [number, number, number][] = [];
 
   constructor(readonly xen: Xen, readonly id: number, public name: string) {}
 

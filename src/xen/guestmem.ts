@@ -98,3 +98,10 @@ export class MachineMem {
   bytes(pa: number, len: number): Uint8Array { return this.phys.u8.slice(pa, pa + len); }
   setBytes(pa: number, data: Uint8Array): void { this.phys.u8.set(data, pa); this.touched(pa); if (data.length > 1) this.touched(pa + data.length - 1); }
 }
+
+/** Read a 64-bit guest pointer: the 48-bit linear form, or -1 if it is not canonical. */
+export function readGuestPtr(v: Vcpu, lin: number): number {
+  const [lo, hi] = readGuest64(v, lin);
+  if (((hi << 16) >> 16) !== hi) return -1;
+  return (hi & 0xffff) * TWO32 + (lo >>> 0);
+}

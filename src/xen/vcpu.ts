@@ -32,14 +32,21 @@ export class Vcpu {
   /** Callbacks by CALLBACKTYPE: address (48-bit linear, -1 none) and CALLBACKF_* flags. */
   readonly callbackAddr = new Float64Array(8).fill(-1);
   readonly callbackFlags = new Uint8Array(8);
-  /** Machine address of this vCPU's vcpu_info (defaults to its slot in shared_info). */
-  vcpuInfoPa = 0;
+  /** Machine address of this vCPU's vcpu_info (defaults to its slot in shared_info; -1 none). */
+  vcpuInfoPa = -1;
+  /** VCPUOP_register_vcpu_info was done (it may be done once). */
+  vcpuInfoRegistered = false;
+  /** Has a register context (the boot vCPU, or VCPUOP_initialise). */
+  initialised = false;
   /** Guest virtual address of the registered runstate area, or -1. */
   runstateVa = -1;
   /** Guest virtual address of the registered vcpu_time_info copy, or -1. */
   timeAreaVa = -1;
   /** Virtual I/O privilege level (physdev set_iopl): port I/O allowed when iopl >= 1 in kernel mode. */
   iopl = 0;
+  /** PHYSDEVOP_set_iobitmap: guest address of the I/O bitmap and how many ports it covers. */
+  ioBitmap = 0;
+  ioBitmapPorts = 0;
   /** set_gdt: guest frames of the GDT and its entry count. */
   gdtFrames: number[] = [];
   gdtEnts = 0;

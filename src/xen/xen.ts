@@ -1,8 +1,10 @@
 // The hypervisor: machine memory and its frame table, the domains, virtual time and the
 // deterministic scheduler that runs every vCPU in turn.
 
+import { CodeCache } from '../cpu/codecache.js';
 import type { PhysMem } from '../mmu/physmem.js';
 import { Domain } from './domain.js';
+import { MachineMem } from './guestmem.js';
 import { FrameTable } from './mm/frames.js';
 
 /** The virtual TSC runs at 1 GHz: one cycle is one nanosecond of Xen system time. */
@@ -17,11 +19,25 @@ export class Xen {
   readonly log: string[] = [];
   /** Where hypervisor log lines go besides the buffer. */
   onLog: ((line: string) => void) | null = null;
+  /** Machine-address access to shared pages. */
+  readonly machine: MachineMem;
+  /** The wallclock at host boot (ns since the Unix epoch): fixed, so runs are reproducible. */
+  bootEpochNs = Date.UTC(2026, 0, 1) * 1e6;
+  /** Decoded code of every vCPU, keyed by machine address (set when the first vCPU is made). */
+  code: CodeCache | null = null;
+  /** Xen's own command line (XENVER_commandline). */
+  commandLine = '';
+  /** Bytes typed at the Xen console, read by dom0 with CONSOLEIO_read. */
+  readonly consoleInput: number[] = [];
   private nextDomid = 0;
 
   constructor(readonly phys: PhysMem) {
     this.frames = new FrameTable(phys);
+    this.machine = new MachineMem(phys, (ppn) => this.code?.dropPage(ppn));
   }
+
+  /** Xen system time (ns) for a TSC value. */
+  nsOfTsc(tsc: number): number { return tsc * (1e9 / TSC_HZ); }
 
   printk(line: string): void {
     const l = `(XEN) ${line}`;
