@@ -226,7 +226,9 @@ export class Cpu {
       lo -= c2 * TWO32;
       hi = (hi + this.seg.baseHi[s] + c2) | 0;
     }
-    if (((hi << 16) >> 16) !== hi) throw new CpuFault(d.seg === Seg.SS ? Vec.SS : Vec.GP, 0);
+    // A non-canonical address is #SS when it is formed from rsp or rbp (whatever the
+    // segment prefix says), else #GP, as the hardware reports it.
+    if (((hi << 16) >> 16) !== hi) throw new CpuFault(d.base === 4 || d.base === 5 ? Vec.SS : Vec.GP, 0);
     return (hi & 0xffff) * TWO32 + lo;
   }
 

@@ -38,7 +38,7 @@ const TWO32 = 4294967296;
 function eaCode(d: Insn): [string, string] | undefined {
   if (d.mode !== Mode.Long64 || d.asz !== 8) return undefined;
   const seg = d.seg >= Seg.FS ? d.seg : -1;
-  const ss = d.seg === Seg.SS;
+  const ss = d.base === 4 || d.base === 5;
   let key: string, code: string;
   if (d.base === RIP_BASE) {
     if (seg >= 0) return undefined;

@@ -58,7 +58,8 @@ export class InterpRunner {
       if (s === Stop.Fault) {
         const f = cpu.stopFault!;
         vector = f.vector; errorCode = f.errorCode;
-        if (f.vector === 14) faultAddr = BigInt(f.cr2);
+        // cr2 is a 48-bit linear address; software (and the native side) sees it canonical.
+        if (f.vector === 14) faultAddr = BigInt.asUintN(64, BigInt.asIntN(48, BigInt(f.cr2)));
         break;
       }
       if (s === Stop.Halt) { vector = 13; break; } // hlt at CPL 3 natively: #GP
