@@ -3,13 +3,16 @@
 // every block on that page (the memory layer reports such writes through onCodeWrite).
 
 import type { Insn } from './insn.js';
+import type { BlockFn } from './jit.js';
 import type { CpuMemory } from './memory.js';
 
 export interface Block {
   insns: Insn[];
   valid: boolean;
-  /** How many times it ran: a JIT may use this to find hot blocks. */
+  /** How many times it ran: hot blocks get compiled (jit.ts). */
   runs: number;
+  /** The compiled form, once hot. */
+  fn: BlockFn | undefined;
   /** Total cycle cost of the block's instructions. */
   cycles: number;
   /** The code mode it was decoded for. */

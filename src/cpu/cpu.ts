@@ -12,6 +12,7 @@ import { Efer, F, Mode, R8_HIGH, RIP_BASE, Seg } from './state.js';
 import { Fpu } from './fpu.js';
 import { CpuModel, defaultCpuModel } from './cpuid.js';
 import { deliverEvent } from './interrupts.js';
+import { compileBlock, jitConfig, retiredBefore } from './jit.js';
 
 const TWO32 = 4294967296;
 const TWO48 = 281474976710656;
@@ -394,7 +395,7 @@ export class Cpu {
     }
     let cycles = 0;
     for (const d of insns) cycles += d.cycles;
-    const b: Block = { insns, valid: true, runs: 0, cycles, mode, link0: undefined, link0Rip: -1, link1: undefined, link1Rip: -1, linkEpoch: this.mem.epoch };
+    const b: Block = { insns, valid: true, runs: 0, fn: undefined, cycles, mode, link0: undefined, link0Rip: -1, link1: undefined, link1Rip: -1, linkEpoch: this.mem.epoch };
     this.code.put(mode, phys, Math.max(lastPhys, phys + Math.min(off, pageLeft) - 1), b);
     return b;
   }
@@ -441,21 +442,27 @@ export class Cpu {
           else { prev.link1 = b; prev.link1Rip = this.rip; }
         }
       }
-      b.runs++;
       const insns = b.insns;
+      if (++b.runs === jitConfig.threshold && jitConfig.enabled) b.fn = compileBlock(b);
       const n = insns.length < left ? insns.length : left;
       let i = 0;
       this.exitBlock = false;
+      const r0 = this.rip;
+      const fn = b.fn;
       try {
-        for (; i < n; i++) {
-          const d = insns[i];
-          this.ripStart = this.rip;
-          this.rip += d.len;
-          d.h(this, d);
-          if (this.exitBlock) { i++; break; }
+        if (fn !== undefined && n === insns.length) i = fn(this);
+        else {
+          for (; i < n; i++) {
+            const d = insns[i];
+            this.ripStart = this.rip;
+            this.rip += d.len;
+            d.h(this, d);
+            if (this.exitBlock) { i++; break; }
+          }
         }
       } catch (e) {
         if (!(e instanceof CpuFault)) throw e;
+        if (fn !== undefined && n === insns.length) i = retiredBefore(b, r0, this.ripStart);
         if (e.soft) i++; // a software interrupt retires; its frame holds the next RIP
         else this.rip = this.ripStart;
         this.retire(b, i);

@@ -66,6 +66,7 @@ export function compareOutcome(form: Form, c: CpuCase, n: CpuOutcome, s: CpuOutc
 }
 
 let interp: InterpRunner | undefined;
+let jitRunner: InterpRunner | undefined;
 
 /** Run a form's cases on both sides; returns the mismatches (at most `max`). */
 export function runForm(form: Form, seed = 42, max = 5): { cases: number; failures: string[] } {
@@ -73,11 +74,17 @@ export function runForm(form: Form, seed = 42, max = 5): { cases: number; failur
   const cases = fc.sample(form.gen, { numRuns: n, seed });
   const native = runNative(cases);
   interp ??= new InterpRunner();
+  jitRunner ??= new InterpRunner(true);
   const failures: string[] = [];
+  // Every case runs twice: one instruction at a time in the interpreter, and as whole
+  // blocks through the block compiler.
   for (let i = 0; i < cases.length && failures.length < max; i++) {
     const s = interp.run(cases[i]);
     const m = compareOutcome(form, cases[i], native[i], s);
     if (m) failures.push(m);
+    const j = jitRunner.run(cases[i]);
+    const mj = compareOutcome(form, cases[i], native[i], j);
+    if (mj) failures.push('[compiled blocks] ' + mj);
   }
   return { cases: cases.length, failures };
 }

@@ -5,6 +5,7 @@ import { Cpu, Stop } from '../../src/cpu/cpu.js';
 import { fxrstorFrom, fxsaveTo } from '../../src/cpu/fxsave.js';
 import '../../src/cpu/ops/index.js';
 import { FlatMemory } from '../../src/mmu/flat.js';
+import { jitConfig } from '../../src/cpu/jit.js';
 import { PhysMem } from '../../src/mmu/physmem.js';
 import {
   CODE_BASE, CODE_SIZE, DATA_BASE, DATA_SIZE, STACK_BASE, STACK_SIZE, FLAGS_MASK,
@@ -17,16 +18,19 @@ const MEM = 4 * 1024 * 1024;
 const STEP_LIMIT = 1000;
 
 export class InterpRunner {
-  readonly phys = new PhysMem(MEM);
-  readonly mem = new FlatMemory(this.phys);
-  readonly cpu = new Cpu(this.mem);
-
-  constructor() {
+  /** jit: run each case as whole blocks compiled on first use (jit.ts) instead of one
+   *  instruction at a time, with a HLT planted at every exit. */
+  constructor(readonly jit = false) {
     this.mem.present.fill(0);
     for (const [b, s] of [[CODE_BASE, CODE_SIZE], [DATA_BASE, DATA_SIZE], [STACK_BASE, STACK_SIZE]]) {
       for (let p = b; p < b + s; p += 4096) this.mem.present[p / 4096] = 1;
     }
   }
+
+  readonly phys = new PhysMem(MEM);
+  readonly mem = new FlatMemory(this.phys);
+  readonly cpu = new Cpu(this.mem);
+
 
   run(c: CpuCase): CpuOutcome {
     const { cpu, phys } = this;
@@ -52,7 +56,22 @@ export class InterpRunner {
     const exits = new Set((c.exits ?? [c.code.length]).map((o) => CODE_BASE + o));
     let status: CpuOutcome['status'] = 'fault';
     let vector = -1, errorCode = 0, faultAddr = 0n;
-    for (let step = 0; step < STEP_LIMIT; step++) {
+    if (this.jit) {
+      for (const e of exits) if (e >= CODE_BASE + c.code.length) u8[e] = 0xf4;
+      const saved = jitConfig.threshold;
+      jitConfig.threshold = 1;
+      try {
+        const s = cpu.run(STEP_LIMIT);
+        if (s === Stop.Fault) {
+          const f = cpu.stopFault!;
+          vector = f.vector; errorCode = f.errorCode;
+          if (f.vector === 14) faultAddr = BigInt.asUintN(64, BigInt.asIntN(48, BigInt(f.cr2)));
+        } else if (s === Stop.Halt) {
+          cpu.rip -= 1;
+          if (exits.has(cpu.rip)) status = 'ok'; else vector = 13;
+        }
+      } finally { jitConfig.threshold = saved; }
+    } else for (let step = 0; step < STEP_LIMIT; step++) {
       if (exits.has(cpu.rip)) { status = 'ok'; break; }
       const s = cpu.run(1);
       if (s === Stop.Fault) {
