@@ -45,10 +45,12 @@ export function fxrstorFrom(cpu: Cpu, buf: Uint8Array, rex64 = true): boolean {
   const mx = dv.getUint32(24, true);
   if (mx & ~MXCSR_MASK) return false;
   const f = cpu.fpu;
-  f.cw = dv.getUint16(0, true);
+  // Reserved control word bits are dropped (bit 6 reads as 1), and ES/B are recomputed from
+  // the exception flags and masks, as the host's fxrstor does.
+  f.cw = (dv.getUint16(0, true) & 0x1f3f) | 0x40;
   const sw = dv.getUint16(2, true);
-  f.sw = sw;
   f.top = (sw >> 11) & 7;
+  f.sw = (sw & 0x477f) | ((sw & ~f.cw & 0x3f) ? 0x8080 : 0);
   const abridged = dv.getUint8(4);
   f.fop = dv.getUint16(6, true) & 0x7ff;
   f.fipLo = dv.getInt32(8, true); f.fdpLo = dv.getInt32(16, true);

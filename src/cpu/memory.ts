@@ -12,6 +12,10 @@ export interface CpuMemory {
   /** Bumped whenever linear-to-physical translations may have changed (a flush, CR3 load,
    *  paging mode change): blocks linked by RIP are only followed within one epoch. */
   epoch: number;
+  /** Set (then cleared) by the CPU around implicit supervisor-mode accesses: GDT/LDT/IDT/TSS
+   *  reads and descriptor A-bit writes. A paged memory checks them as supervisor accesses
+   *  at any CPL (and SMAP treats them as implicit). Optional: flat memory ignores it. */
+  implicitSupervisor?: boolean;
   rd8(lin: number): number;
   rd16(lin: number): number;
   rd32(lin: number): number;

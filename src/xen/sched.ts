@@ -35,6 +35,15 @@ export function fireTimers(v: Vcpu, nowNs: number): boolean {
   return fired;
 }
 
+/** The earliest timer deadline (ns) of v, or Infinity. */
+export function nextTimerNsOf(v: Vcpu): number {
+  let t = Infinity;
+  if (v.timerDeadlineNs > 0) t = v.timerDeadlineNs;
+  if (v.periodicNs > 0 && v.periodicNextNs < t) t = v.periodicNextNs;
+  if (v.pollTimeoutNs > 0 && v.pollTimeoutNs < t) t = v.pollTimeoutNs;
+  return t;
+}
+
 /** Whether v has an event waiting for delivery (upcall pending in its vcpu_info). */
 export function upcallPending(v: Vcpu): boolean {
   if (v.vcpuInfoPa < 0) return false;

@@ -50,11 +50,3 @@ export function updateWallclock(xen: Xen, sharedInfoMfn: number): void {
   m.set32(pa + SharedInfo.WC_VERSION, ((ver + 1) | 1) + 1);
 }
 
-/** The earliest timer deadline (ns) of a vCPU, or Infinity. */
-export function nextTimerNs(v: Vcpu): number {
-  let t = Infinity;
-  if (v.timerDeadlineNs > 0) t = v.timerDeadlineNs;
-  if (v.periodicNs > 0 && v.periodicNextNs < t) t = v.periodicNextNs;
-  if (v.pollTimeoutNs > 0 && v.pollTimeoutNs < t) t = v.pollTimeoutNs;
-  return t;
-}

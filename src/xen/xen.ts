@@ -25,6 +25,9 @@ export class Xen {
   bootEpochNs = Date.UTC(2026, 0, 1) * 1e6;
   /** Decoded code of every vCPU, keyed by machine address (set when the first vCPU is made). */
   code: CodeCache | null = null;
+  /** Frames no guest may write directly whatever its PTEs say (PV page tables, descriptor
+   *  pages): shared by every vCPU's PagedMemory; writes go to its WriteProtectHook. */
+  readonly writeProtected: Uint8Array;
   /** Xen's own command line (XENVER_commandline). */
   commandLine = '';
   /** Bytes typed at the Xen console, read by dom0 with CONSOLEIO_read. */
@@ -33,6 +36,7 @@ export class Xen {
 
   constructor(readonly phys: PhysMem) {
     this.frames = new FrameTable(phys);
+    this.writeProtected = new Uint8Array(phys.frames);
     this.machine = new MachineMem(phys, (ppn) => this.code?.dropPage(ppn));
   }
 

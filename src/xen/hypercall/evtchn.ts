@@ -2,10 +2,10 @@
 // FIFO (init_control, expand_array, set_priority) answers -ENOSYS, so guests use 2-level.
 
 import { Errno } from '../errno.js';
-import { eventsOf } from '../evtchn/events.js';
+import { eventsOf, xenEndOf } from '../evtchn/events.js';
 import { State } from '../evtchn/model.js';
 import { readGuest16, readGuest32, writeGuest16, writeGuest32 } from '../guestmem.js';
-import { DOMID_SELF } from '../mm/frames.js';
+import { DOMID_SELF, DOMID_XEN } from '../mm/frames.js';
 import type { Domain } from '../domain.js';
 import type { Vcpu } from '../vcpu.js';
 import { Hc, registerHypercall } from './table.js';
@@ -29,7 +29,8 @@ export function closePort(d: Domain, port: number): number {
   if (!t.valid(port)) return -Errno.EINVAL;
   const s = t.state[port];
   if (s === State.FREE) return -Errno.EINVAL;
-  if (s === State.INTERDOMAIN) {
+  if (s === State.INTERDOMAIN && t.remoteDom[port] === DOMID_XEN) e.xenEnds.delete(port);
+  else if (s === State.INTERDOMAIN) {
     const rd = d.xen.domains.get(t.remoteDom[port]);
     const re = rd && eventsOf(rd);
     const rp = t.remotePort[port];
@@ -98,6 +99,8 @@ function evtchnOp(v: Vcpu, cmd: number, p: number): number {
       if (!t.valid(port)) return -Errno.EINVAL;
       switch (t.state[port]) {
         case State.INTERDOMAIN: {
+          const xenEnd = t.remoteDom[port] === DOMID_XEN ? xenEndOf(d, port) : undefined;
+          if (xenEnd) { xenEnd(); return 0; }
           const rd = d.xen.domains.get(t.remoteDom[port]);
           const re = rd && eventsOf(rd);
           if (re) { const rp = t.remotePort[port]; re.delivery.setPending(rp, re.table.notifyVcpu[rp]); }
