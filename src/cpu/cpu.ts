@@ -395,7 +395,7 @@ export class Cpu {
     }
     let cycles = 0;
     for (const d of insns) cycles += d.cycles;
-    const b: Block = { insns, valid: true, runs: 0, fn: undefined, cycles, mode, link0: undefined, link0Rip: -1, link1: undefined, link1Rip: -1, linkEpoch: this.mem.epoch };
+    const b: Block = { insns, valid: true, runs: 0, fn: undefined, cycles, mode, link0: undefined, link0Rip: -1, link1: undefined, link1Rip: -1, linkEpoch: -1 };
     this.code.put(mode, phys, Math.max(lastPhys, phys + Math.min(off, pageLeft) - 1), b);
     return b;
   }
@@ -422,7 +422,9 @@ export class Cpu {
       // mapping epoch): this skips the fetch translation and the cache lookup.
       let b: Block | undefined;
       const mode = this.mode;
-      if (prev !== undefined && prev.linkEpoch === this.mem.epoch) {
+      // Links are valid for one memory epoch at one CPL (the execute check depends on both).
+      const linkKey = this.mem.epoch * 4 + this.cpl;
+      if (prev !== undefined && prev.linkEpoch === linkKey) {
         const rip = this.rip;
         if (prev.link0Rip === rip) { b = prev.link0; if (b !== undefined && (!b.valid || b.mode !== mode)) b = undefined; }
         else if (prev.link1Rip === rip) { b = prev.link1; if (b !== undefined && (!b.valid || b.mode !== mode)) b = undefined; }
@@ -437,7 +439,7 @@ export class Cpu {
           continue;
         }
         if (prev !== undefined && prev.valid) {
-          if (prev.linkEpoch !== this.mem.epoch) { prev.link0 = prev.link1 = undefined; prev.link0Rip = prev.link1Rip = -1; prev.linkEpoch = this.mem.epoch; }
+          if (prev.linkEpoch !== linkKey) { prev.link0 = prev.link1 = undefined; prev.link0Rip = prev.link1Rip = -1; prev.linkEpoch = linkKey; }
           if (prev.link0 === undefined) { prev.link0 = b; prev.link0Rip = this.rip; }
           else { prev.link1 = b; prev.link1Rip = this.rip; }
         }

@@ -39,7 +39,7 @@ export class CpuModel {
       Cpuid1Edx.SSE | Cpuid1Edx.SSE2);
     this.leaf1Ecx = o.leaf1Ecx ?? (Cpuid1Ecx.CX16 | Cpuid1Ecx.MOVBE | Cpuid1Ecx.POPCNT);
     this.leaf7Ebx = o.leaf7Ebx ?? 0;
-    this.ext1Edx = o.ext1Edx ?? (CpuidExt1Edx.SYSCALL | CpuidExt1Edx.NX | CpuidExt1Edx.RDTSCP | CpuidExt1Edx.LM);
+    this.ext1Edx = o.ext1Edx ?? (CpuidExt1Edx.SYSCALL | CpuidExt1Edx.NX | CpuidExt1Edx.PAGE1GB | CpuidExt1Edx.RDTSCP | CpuidExt1Edx.LM);
     this.ext1Ecx = o.ext1Ecx ?? (CpuidExt1Ecx.LAHF_LM | CpuidExt1Ecx.ABM);
   }
 

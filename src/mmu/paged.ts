@@ -4,8 +4,8 @@
 // rights as the SDM (vol. 3A ch. 4.6) states them, sets accessed/dirty bits as hardware
 // does, and fills the TLB.
 //
-// TLB layout. Direct-mapped, TLB_SETS slots per privilege: slot = (vpn & MASK) for
-// supervisor accesses, + TLB_SETS for user accesses (CPL 3 and not implicitSupervisor).
+// TLB layout. Direct-mapped, `sets` slots per privilege (4096 by default): slot = vpn & mask
+// for supervisor accesses, + sets for user accesses (CPL 3 and not implicitSupervisor).
 // Per slot, three tags (Float64Array, the virtual page number or -1): one each for read,
 // write and execute, and the frame number (Int32Array) they share. A tag is present only if
 // that access, at that privilege, is allowed with no further side effect: a write tag only
@@ -21,7 +21,7 @@
 // translation that was valid at some point since the last invalidation covering it); it
 // never caches a fault or a not-present entry.
 //
-// What the CPU must call (see the report in flush()):
+// What the CPU must call:
 //   flush()        after every MOV to CR0, CR3 or CR4 and every WRMSR to EFER. It reloads the
 //                  PAE PDPTEs and drops non-global entries; if a paging-relevant control
 //                  bit changed (CR0.PG/WP, CR4.PSE/PAE/PGE/SMEP/SMAP/PCIDE, EFER.NXE/LMA) it
@@ -35,6 +35,19 @@
 //                  accesses at any CPL and count as implicit for SMAP.
 //   pdptesValid()  in PAE (non-long) mode, after a MOV to CR3 (or a CR0/CR4 change entering
 //                  PAE paging): false means a PDPTE has reserved bits and the MOV must #GP.
+// Every flush bumps `epoch` (CpuMemory: linked blocks are followed within one epoch).
+//
+// For the hypervisor and machines:
+//   writeProtected / protect(ppn, on) / dropWritable(ppn) / onWriteProtected: PV frames the
+//                  guest may not write whatever its PTEs say (page tables, descriptor pages);
+//                  writes to them go to the hook (or #PF(P|W) without one).
+//   mmio           physical addresses at or beyond the end of RAM.
+//   xlate(lin, access, user)   a full translation as the CPU would do it (faults, A/D, fill).
+//
+// Deliberate choices: A/D bits are written only for accesses that pass every check (like
+// QEMU; the SDM allows either); an access that crosses a page translates (and sets A/D for)
+// the first page, then the second, and writes data only after both; paging-structure reads
+// beyond RAM read all ones (so they fault with RSVD).
 
 import { CpuFault, Vec } from '../cpu/fault.js';
 import type { Cpu } from '../cpu/cpu.js';
@@ -145,6 +158,9 @@ export class PagedMemory implements CpuMemory {
   private wRW = 0; private wUS = 0; private wNX = 0; private wG = 0; private wLarge = 0;
   /** Set by xlate: the translated frame is write-protected and the write goes to the hook. */
   private hooked = false;
+
+  /** The entry readEntry() read. */
+  private eLo = 0; private eHi = 0;
 
   private readonly scratch = new Uint8Array(8);
   private readonly sdv = new DataView(this.scratch.buffer);
@@ -465,7 +481,6 @@ export class PagedMemory implements CpuMemory {
   }
 
   /** Read the entry at physical ea (8 or 4 bytes) into eLo/eHi; beyond RAM reads all ones. */
-  private eLo = 0; private eHi = 0;
   private readEntry(ea: number, wide: boolean): void {
     if (ea + (wide ? 8 : 4) <= this.size) {
       this.eLo = this.dv.getInt32(ea, true);
