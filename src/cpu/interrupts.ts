@@ -187,7 +187,6 @@ function slot(base: number, esp: number, down: number, mask: number): number {
 }
 
 function deliverReal(cpu: Cpu, vector: number): void {
-  const m = cpu.mem;
   if (vector * 4 + 3 > cpu.idtrLimit) throw new CpuFault(Vec.GP, 0);
   const v = sysRd32(cpu, cpu.idtrBase + vector * 4);
   const flags = getFlags(cpu.f);

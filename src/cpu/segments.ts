@@ -230,9 +230,10 @@ export function loadSeg(cpu: Cpu, seg: number, sel: number): void {
 /** After a return to an outer privilege level: ES DS FS GS that the new CPL may not use
  *  (data or non-conforming code with DPL < CPL) become null. In 64-bit mode the FS/GS base
  *  (the MSR value) is left alone. */
+const DATA_SEGS = [Seg.ES, Seg.DS, Seg.FS, Seg.GS];
 export function nullInaccessible(cpu: Cpu): void {
   const s = cpu.seg;
-  for (const seg of [Seg.ES, Seg.DS, Seg.FS, Seg.GS]) {
+  for (const seg of DATA_SEGS) {
     const a = s.attr[seg];
     if ((s.sel[seg] & 0xfffc) === 0 && (a & SegAttr.P) === 0) continue;
     const conformingCode = (a & (Acc.CODE | Acc.CE)) === (Acc.CODE | Acc.CE);

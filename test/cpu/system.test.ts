@@ -135,16 +135,16 @@ describe('faults during delivery in long mode', () => {
   it('a non-canonical RSP0 is #SS(EXT); a not-present handler segment #NP(sel|EXT)', () => {
     const seen: [number, number][] = [];
     const m = longMachine();
-    m.cpu.hooks.exception = (_c, v, e) => { seen.push([v, e]); return seen.length > 1; };
+    m.cpu.hooks.exception = (c, v, e) => { seen.push([v, e]); if (seen.length > 1) c.stopRequest = true; return seen.length > 1; };
     m.w64(0x3000 + 4, 0x0000800000000000n);
     toUser(m, [0x0f, 0x0b]);
     m.run(1);
     expect(seen).toEqual([[6, 0], [12, 1]]);
     seen.length = 0;
     const m2 = longMachine();
-    m2.cpu.hooks.exception = (_c, v, e) => { seen.push([v, e]); return seen.length > 1; };
+    m2.cpu.hooks.exception = (c, v, e) => { seen.push([v, e]); if (seen.length > 1) c.stopRequest = true; return seen.length > 1; };
     m2.idt(6, gate64(Sel.KCS_NP, BigInt(HANDLERS + 96), 0xe));
-    expect(kernel(m2, [0x0f, 0x0b], 1)).toBe(Stop.Budget);
+    expect(kernel(m2, [0x0f, 0x0b], 1)).toBe(Stop.Request);
     expect(seen).toEqual([[6, 0], [11, Sel.KCS_NP | 1]]);
   });
 });

@@ -275,9 +275,11 @@ const invlpg: Handler = (cpu, d) => {
 const swapgs: Handler = (cpu) => {
   checkCpl0(cpu);
   const s = cpu.seg;
-  const k = cpu.msrs.get(Msr.KERNEL_GS_BASE) ?? [0, 0];
-  cpu.msrs.set(Msr.KERNEL_GS_BASE, [s.baseLo[Seg.GS], s.baseHi[Seg.GS]]);
-  s.baseLo[Seg.GS] = k[0]; s.baseHi[Seg.GS] = k[1];
+  let k = cpu.msrs.get(Msr.KERNEL_GS_BASE);
+  if (!k) { k = [0, 0]; cpu.msrs.set(Msr.KERNEL_GS_BASE, k); }
+  const lo = k[0], hi = k[1];
+  k[0] = s.baseLo[Seg.GS]; k[1] = s.baseHi[Seg.GS];
+  s.baseLo[Seg.GS] = lo; s.baseHi[Seg.GS] = hi;
 };
 const rdtscp: Handler = (cpu, d) => {
   if (!(cpu.model.ext1Edx & CpuidExt1Edx.RDTSCP)) ud();
@@ -307,6 +309,7 @@ function acFlag(set: boolean): Handler {
     f[FS.FLAGS] = set ? f[FS.FLAGS] | F.AC : f[FS.FLAGS] & ~F.AC;
   };
 }
+const clac = acFlag(false), stac = acFlag(true);
 /** vmcall / vmmcall: a hypercall if the machine takes it, else #UD (no VMX/SVM here). */
 const vmcall: Handler = (cpu) => {
   if (cpu.hooks.hypercall && cpu.hooks.hypercall(cpu)) { cpu.endBlock(); return; }
@@ -318,7 +321,7 @@ function grp7Reg(d: Insn): Handler | undefined {
   const rm = d.rm & 7;
   switch (d.reg & 7) {
     case 0: return rm === 1 ? vmcall : undefined;
-    case 1: return rm === 2 ? acFlag(false) : rm === 3 ? acFlag(true) : undefined; // monitor/mwait: #UD
+    case 1: return rm === 2 ? clac : rm === 3 ? stac : undefined; // monitor/mwait: #UD
     case 2: return rm === 0 ? xgetbv : rm === 1 ? xsetbv : undefined;
     case 3: return rm === 1 ? vmcall : undefined; // vmmcall
     case 4: return smsw;

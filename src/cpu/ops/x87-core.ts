@@ -14,7 +14,7 @@ import { Exc, fromF32, fromF64, fromInt, fx, indefinite, kind, K, mk, type F80 }
 import type { Fpu } from '../fpu.js';
 import type { Insn } from '../insn.js';
 import { classifyTag } from '../fxsave.js';
-import { Cr0, Seg } from '../state.js';
+import { Cr0, Mode, Seg } from '../state.js';
 
 export const enum Sw { C0 = 0x100, C1 = 0x200, C2 = 0x400, C3 = 0x4000, ES = 0x80, B = 0x8000, SF = 0x40, CC = 0x4700, FLAGS = 0x7f }
 
@@ -40,6 +40,8 @@ export function note(cpu: Cpu, d: Insn, lin = -1): void {
   f.fipLo = (ip - hi * TWO32) | 0; f.fipHi = hi;
   f.fcs = cpu.seg.sel[Seg.CS];
   if (lin >= 0) {
+    // FDP is the offset in the segment: the linear address less the base outside long mode.
+    if (cpu.mode !== Mode.Long64) lin = (lin - (cpu.seg.baseLo[d.seg] >>> 0) + TWO32) % TWO32;
     const dh = Math.floor(lin / TWO32);
     f.fdpLo = (lin - dh * TWO32) | 0; f.fdpHi = dh;
     f.fds = cpu.seg.sel[d.seg];

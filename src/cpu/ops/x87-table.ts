@@ -7,6 +7,7 @@ import * as A from './x87-arith.js';
 import * as C from './x87-compare.js';
 import * as L from './x87-load-store.js';
 import * as X from './x87-control.js';
+import * as T from './x87-trans.js';
 
 type Row = (Handler | undefined)[];
 
@@ -15,8 +16,8 @@ const D8_REG: Row = [A.arith_st0_sti, A.arith_st0_sti, C.fcom_sti, C.fcomp_sti, 
 const D9_MEM: Row = [L.fld_m32fp, undefined, L.fst_m32fp, L.fstp_m32fp, X.fldenv, X.fldcw, X.fnstenv, X.fnstcw];
 const D9_E0: Row = [A.fchs, A.fabs, undefined, undefined, C.ftst, C.fxam, undefined, undefined];
 const D9_E8: Row = [...L.fldConsts, undefined];
-const D9_F0: Row = [undefined, undefined, undefined, undefined, A.fxtract, A.fprem1, X.fdecstp, X.fincstp];
-const D9_F8: Row = [A.fprem, undefined, A.fsqrt, undefined, A.frndint, A.fscale, undefined, undefined];
+const D9_F0: Row = [T.f2xm1, T.fyl2x, T.fptan, T.fpatan, A.fxtract, A.fprem1, X.fdecstp, X.fincstp];
+const D9_F8: Row = [A.fprem, T.fyl2xp1, A.fsqrt, T.fsincos, A.frndint, A.fscale, T.fsin, T.fcos];
 const DA_MEM: Row = [A.arith_m32int, A.arith_m32int, C.ficom_m32int, C.ficom_m32int, A.arith_m32int, A.arith_m32int, A.arith_m32int, A.arith_m32int];
 const DB_MEM: Row = [L.fild_m32int, L.fisttp_m32int, L.fist_m32int, L.fistp_m32int, undefined, L.fld_m80fp, undefined, L.fstp_m80fp];
 const DB_E0: Row = [X.fnopControl, X.fnopControl, X.fnclex, X.fninit, X.fnopControl, undefined, undefined, undefined];
