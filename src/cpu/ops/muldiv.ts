@@ -21,34 +21,35 @@ const TWO32 = 4294967296;
 
 // ---- 128-bit arithmetic on uint32 words (plain numbers in [0, 2^32)) --------------------
 
-/** High word of the last mulu32. */
-let mh = 0;
-/** Unsigned 32x32 -> 64: returns the low word; the high word is left in mh. */
+/** Results of the wide multiply helpers, in a typed array rather than module variables
+ *  (a module-level double is a boxed heap number: every write would allocate).
+ *  W[0]: high word of the last mulu32; W[1..4]: the 128-bit product words, low to high. */
+const W = new Float64Array(5);
+/** Unsigned 32x32 -> 64: returns the low word; the high word is left in W[0]. Integer ops
+ *  only (Math.imul and 16-bit limbs): no division or modulo on doubles in this hot path. */
 function mulu32(a: number, b: number): number {
   const a0 = a & 0xffff, a1 = a >>> 16, b0 = b & 0xffff, b1 = b >>> 16;
-  const p00 = a0 * b0;
-  const mid = a1 * b0 + a0 * b1 + Math.floor(p00 / 65536); // < 2^34: exact
-  const midLo = mid % 65536;
-  mh = a1 * b1 + (mid - midLo) / 65536;
-  return midLo * 65536 + (p00 % 65536);
+  const p01 = a0 * b1, p10 = a1 * b0; // each < 2^32
+  const mid = ((a0 * b0) >>> 16) + (p01 & 0xffff) + (p10 & 0xffff); // < 3 * 2^16
+  W[0] = (a1 * b1 + (p01 >>> 16) + (p10 >>> 16) + (mid >>> 16)) >>> 0;
+  return Math.imul(a, b) >>> 0;
 }
 
-/** The 128-bit product words, low to high (uint32). */
-let p0 = 0, p1 = 0, p2 = 0, p3 = 0;
-/** Unsigned (ah:al) * (bh:bl) into p0..p3. */
+const INV32 = 1 / TWO32;
+/** Unsigned (ah:al) * (bh:bl) into W[1]..W[4]. */
 function mulu64(al: number, ah: number, bl: number, bh: number): void {
-  const ll = mulu32(al, bl), llh = mh;
-  const lh = mulu32(al, bh), lhh = mh;
-  const hl = mulu32(ah, bl), hlh = mh;
-  const hh = mulu32(ah, bh), hhh = mh;
-  p0 = ll;
-  const s1 = llh + lh + hl;
-  p1 = s1 % TWO32;
-  const s2 = lhh + hlh + hh + (s1 - p1) / TWO32;
-  p2 = s2 % TWO32;
-  p3 = (hhh + (s2 - p2) / TWO32) % TWO32;
+  const ll = mulu32(al, bl), llh = W[0];
+  const lh = mulu32(al, bh), lhh = W[0];
+  const hl = mulu32(ah, bl), hlh = W[0];
+  const hh = mulu32(ah, bh), hhh = W[0];
+  W[1] = ll;
+  const s1 = llh + lh + hl; // < 3 * 2^32: exact
+  W[2] = s1 >>> 0;
+  const s2 = lhh + hlh + hh + (s1 - W[2]) * INV32;
+  W[3] = s2 >>> 0;
+  W[4] = (hhh + (s2 - W[3]) * INV32) >>> 0;
 }
-/** Signed 64x64 -> 128 (operands as int32 halves) into p0..p3: the unsigned product with
+/** Signed 64x64 -> 128 (operands as int32 halves) into W[1]..W[4]: the unsigned product with
  *  the high half corrected by each negative operand's other factor. */
 function muls64(al: number, ah: number, bl: number, bh: number): void {
   mulu64(al >>> 0, ah >>> 0, bl >>> 0, bh >>> 0);
@@ -56,11 +57,11 @@ function muls64(al: number, ah: number, bl: number, bh: number): void {
   if (bh < 0) subHigh(al >>> 0, ah >>> 0);
 }
 function subHigh(l: number, h: number): void {
-  let lo = p2 - l, borrow = 0;
+  let lo = W[3] - l, borrow = 0;
   if (lo < 0) { lo += TWO32; borrow = 1; }
-  let hi = p3 - h - borrow;
+  let hi = W[4] - h - borrow;
   if (hi < 0) hi += TWO32;
-  p2 = lo; p3 = hi;
+  W[3] = lo; W[4] = hi;
 }
 
 /** Quotient and remainder words of the last udiv (uint32). */
@@ -142,15 +143,15 @@ const mulE: Handler = (cpu, d) => {
       return;
     }
     case 4: {
-      const lo = mulu32(r[0] >>> 0, b >>> 0), hi = mh;
+      const lo = mulu32(r[0] >>> 0, b >>> 0), hi = W[0];
       r[0] = lo | 0; r[1] = 0; r[4] = hi | 0; r[5] = 0;
       setCfOf(cpu, hi !== 0);
       return;
     }
     default:
       mulu64(r[0] >>> 0, r[1] >>> 0, b >>> 0, bh >>> 0);
-      r[0] = p0 | 0; r[1] = p1 | 0; r[4] = p2 | 0; r[5] = p3 | 0;
-      setCfOf(cpu, (p2 | p3) !== 0);
+      r[0] = W[1] | 0; r[1] = W[2] | 0; r[4] = W[3] | 0; r[5] = W[4] | 0;
+      setCfOf(cpu, (W[3] | W[4]) !== 0);
   }
 };
 
@@ -172,25 +173,25 @@ const imul1E: Handler = (cpu, d) => {
       return;
     }
     case 4: {
-      const lo = imul32(r[0], b), hi = mh;
+      const lo = imul32(r[0], b), hi = W[0];
       r[0] = lo; r[1] = 0; r[4] = hi; r[5] = 0;
       setCfOf(cpu, hi !== lo >> 31);
       return;
     }
     default:
       muls64(r[0], r[1], b, bh);
-      r[0] = p0 | 0; r[1] = p1 | 0; r[4] = p2 | 0; r[5] = p3 | 0;
-      setCfOf(cpu, (p2 | 0) !== (p1 | 0) >> 31 || (p3 | 0) !== (p1 | 0) >> 31);
+      r[0] = W[1] | 0; r[1] = W[2] | 0; r[4] = W[3] | 0; r[5] = W[4] | 0;
+      setCfOf(cpu, (W[3] | 0) !== (W[2] | 0) >> 31 || (W[4] | 0) !== (W[2] | 0) >> 31);
   }
 };
 
-/** Signed 32x32 -> 64 (int32 in, int32 out): low returned, high in mh. */
+/** Signed 32x32 -> 64 (int32 in, int32 out): low returned, high in W[0]. */
 function imul32(a: number, b: number): number {
   const lo = mulu32(a >>> 0, b >>> 0);
-  let hi = mh;
+  let hi = W[0];
   if (a < 0) hi -= b >>> 0;
   if (b < 0) hi -= a >>> 0;
-  mh = hi | 0;
+  W[0] = hi | 0;
   return lo | 0;
 }
 
@@ -312,14 +313,14 @@ function imulTo(cpu: Cpu, d: Insn, a: number, ah: number, b: number, bh: number)
     case 4: {
       const lo = imul32(a, b);
       cpu.setReg(d.reg, 4, lo, 0);
-      setCfOf(cpu, mh !== lo >> 31);
+      setCfOf(cpu, W[0] !== lo >> 31);
       return;
     }
     default: {
       muls64(a, ah, b, bh);
-      const lo = p0 | 0, hi = p1 | 0, s = hi >> 31;
+      const lo = W[1] | 0, hi = W[2] | 0, s = hi >> 31;
       cpu.setReg(d.reg, 8, lo, hi);
-      setCfOf(cpu, (p2 | 0) !== s || (p3 | 0) !== s);
+      setCfOf(cpu, (W[3] | 0) !== s || (W[4] | 0) !== s);
     }
   }
 }
@@ -358,6 +359,6 @@ def(0, 0x6b, { modrm: true, imm: Imm.Ib, h: imulGEI, cycles: 3 });
 
 /** For unit tests of the wide arithmetic. */
 export const __test = {
-  mulu64(al: number, ah: number, bl: number, bh: number): number[] { mulu64(al, ah, bl, bh); return [p0, p1, p2, p3]; },
+  mulu64(al: number, ah: number, bl: number, bh: number): number[] { mulu64(al, ah, bl, bh); return [W[1], W[2], W[3], W[4]]; },
   udiv(a3: number, a2: number, a1: number, a0: number, d1: number, d0: number): number[] { udiv(a3, a2, a1, a0, d1, d0); return [q0, q1, r0, r1]; },
 };
