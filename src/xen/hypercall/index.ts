@@ -3,3 +3,5 @@ import './misc.js';
 import './sched.js';
 import './vcpu.js';
 import './evtchn.js';
+import './mmu.js';
+import './memory.js';

@@ -18,7 +18,7 @@
 
 import type { Domain } from '../domain.js';
 import { Errno, HypercallError } from '../errno.js';
-import { copyFromGuest, copyToGuest, readGuest16, writeGuest32, writeGuest64 } from '../guestmem.js';
+import { copyFromGuest, copyToGuest, writeGuest32, writeGuest64 } from '../guestmem.js';
 import { SharedInfo } from '../layout.js';
 import { DOMID_SELF } from '../mm/frames.js';
 import { initM2P, machphysMfnList, setM2P } from '../mm/m2p.js';
@@ -76,6 +76,7 @@ function addrOk(lin: number): boolean { return lin !== -1 && !(lin >= TWO47 && l
 
 /** A guest structure, or null if it cannot be read. */
 function readStruct(v: Vcpu, lin: number, len: number): DataView | null {
+  if (!addrOk(lin)) return null; // copy_from_guest refuses Xen's range
   try { const b = copyFromGuest(v, lin, len); return new DataView(b.buffer); } catch (e) { if (e instanceof HypercallError) return null; throw e; }
 }
 function ok(f: () => void): boolean {
@@ -245,9 +246,9 @@ function machphysMapping(v: Vcpu, arg: number): number {
 }
 
 function domainStat(v: Vcpu, op: number, arg: number): number {
-  let domid: number;
-  try { domid = readGuest16(v, arg); } catch (e) { if (e instanceof HypercallError) return -Errno.EFAULT; throw e; }
-  const d = anyDomain(v, domid);
+  const dv = readStruct(v, arg, 2);
+  if (dv === null) return -Errno.EFAULT;
+  const d = anyDomain(v, dv.getUint16(0, true));
   if (d === null) return -Errno.ESRCH;
   if (!privOver(v.domain, d)) return -Errno.EPERM;
   if (op === XenMem.current_reservation) return d.totPages;

@@ -33,6 +33,7 @@ import {
   putPageType, touchFrame, writePte,
 } from '../mm/pagetype.js';
 import { Pte, m2pStrict, modL1Entry, modLNEntry, pteMfn } from '../mm/validate.js';
+import { setLdt, updateCr3 } from '../pv/mode.js';
 import type { Vcpu } from '../vcpu.js';
 import { Hc, registerHypercall } from './table.js';
 
@@ -98,7 +99,7 @@ function readVcpuMask(v: Vcpu, lin: number): Vcpu[] | null {
   const mem = v.cpu.mem;
   for (let offs = 0; offs * 64 < d.vcpus.length; offs++) {
     let lo: number, hi: number;
-    if (lin === -1) return null;
+    if (!addrOk(lin)) return null; // copy_from_guest refuses Xen's range
     try { lo = mem.rd64(lin + offs * 8); hi = mem.hi; } catch (e) { if (e instanceof CpuFault) return null; throw e; }
     for (let b = 0; b < 64; b++) {
       const set = b < 32 ? (lo >>> b) & 1 : (hi >>> (b - 32)) & 1;
@@ -113,11 +114,10 @@ function readVcpuMask(v: Vcpu, lin: number): Vcpu[] | null {
 
 // ---- base pointers -------------------------------------------------------------------------
 
+/** Reload CR3 with the current mode's base (pv/mode.ts: also ends the CPU's block and
+ *  drops the TLB) and flush everything, global entries included, as Xen's write_ptbase. */
 function writePtbase(v: Vcpu): void {
-  const mfn = v.kernelMode ? v.kernelCr3 : v.userCr3;
-  const cpu = v.cpu;
-  cpu.cr3Lo = ((mfn & 0xfffff) << 12) | 0;
-  cpu.cr3Hi = Math.floor(mfn / 0x100000);
+  updateCr3(v);
   flushVcpu(v);
 }
 
@@ -125,20 +125,20 @@ function writePtbase(v: Vcpu): void {
 export function setKernelBaseptr(v: Vcpu, mfn: number): number {
   const d = v.domain, pi = pageInfo(d.xen);
   const b = baseRefsOf(v);
-  if (mfn === v.kernelCr3 && b.kernel === mfn) { if (v.kernelMode) writePtbase(v); return 0; }
+  if (mfn === v.kernelCr3 && b.kernel === mfn) { writePtbase(v); return 0; }
   const rc = getPageAndType(pi, mfn, PGT.L4, d);
   if (rc !== 0) return rc;
   if (!m2pStrict(d)) fillRoMpt(d.xen, mfn);
   const old = b.kernel;
   b.kernel = mfn;
   v.kernelCr3 = mfn;
-  if (v.kernelMode) writePtbase(v);
+  writePtbase(v);
   if (old >= 0) putPageAndType(pi, old);
   return 0;
 }
 
 /** MMUEXT_NEW_USER_BASEPTR: the L4 used in guest-user mode (0: none). Takes effect at the
- *  next switch to user mode, as in Xen. */
+ *  next switch to user mode, as in Xen (CR3 is reloaded with the current mode's base). */
 export function setUserBaseptr(v: Vcpu, mfn: number): number {
   const d = v.domain, pi = pageInfo(d.xen);
   const b = baseRefsOf(v);
@@ -151,6 +151,7 @@ export function setUserBaseptr(v: Vcpu, mfn: number): number {
   const old = b.user;
   b.user = mfn !== 0 ? mfn : -1;
   v.userCr3 = mfn;
+  writePtbase(v);
   if (old >= 0) putPageAndType(pi, old);
   return 0;
 }
@@ -354,18 +355,9 @@ export function mmuextOne(v: Vcpu, pgOwner: number, cmd: number, a1Lo: number, a
     case MmuExt.FLUSH_CACHE_GLOBAL:
       if (!self) return -Errno.EPERM;
       return d.privileged ? 0 : -Errno.EINVAL;
-    case MmuExt.SET_LDT: {
-      const ents = a2Lo >>> 0;
-      const lin = ents !== 0 ? linOf(a1Lo, a1Hi) : 0;
+    case MmuExt.SET_LDT:
       if (!self) return -Errno.EPERM;
-      if (ents !== 0 && ((a1Lo & 0xfff) !== 0 || !addrOk(lin) || ents > 8192)) return -Errno.EINVAL;
-      if (v.ldtEnts !== ents || v.ldtBase !== lin) {
-        v.ldtBase = lin;
-        v.ldtEnts = ents;
-        flushVcpu(v);
-      }
-      return 0;
-    }
+      return setLdt(v, linOf(a1Lo, a1Hi), a2Lo >>> 0); // pv/mode.ts: checks, shadow LDT, LDTR
     case MmuExt.CLEAR_PAGE: {
       if (!getPage(pi, mfn, pgOwner)) return -Errno.EINVAL;
       if (getPageType(pi, mfn, PGT.WRITABLE, d) !== 0) { putPage(pi, mfn); return -Errno.EINVAL; }

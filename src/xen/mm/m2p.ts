@@ -9,8 +9,9 @@
 // DOMID_XEN read-only (a privileged domain may map them with mmu_update's DOMID_XEN foreign
 // domain, never writable); the tables are Xen's alone.
 //
-// Every L4 that is validated gets Xen's slots written (slot 256: the M2P, the rest empty: the
-// hypervisor itself lives outside guest address spaces in this model). Like Xen, without
+// Every L4 that is validated gets Xen's slots written (slot 256: the M2P; slot 260: the
+// per-domain GDT/LDT area of pv/mode.ts; the rest empty: the hypervisor itself lives
+// outside guest address spaces in this model). Like Xen, without
 // VMASST m2p_strict the M2P slot starts blank and is filled when the L4 becomes a kernel
 // base (NEW_BASEPTR); with m2p_strict it starts filled and is zapped when the L4 becomes a
 // user base.
@@ -24,6 +25,8 @@
 //   machphysMfnList(xen)            the first MFN of each 2 MiB of the M2P
 //   MACH2PHYS_START_LIN, MACH2PHYS_END_LIN   the range as 48-bit linear addresses
 
+import type { Domain } from '../domain.js';
+import { PERDOMAIN_L4_SLOT, perdomainL4e } from '../pv/mode.js';
 import type { Xen } from '../xen.js';
 import { DOMID_XEN, INVALID_P2M } from './frames.js';
 import { pageInfo, shareXenPage, writePte } from './pagetype.js';
@@ -104,12 +107,15 @@ export function m2pL4Entry(xen: Xen): [number, number] {
   return [t.l4eLo, t.l4eHi];
 }
 
-/** Write Xen's slots 256..271 of an L4 (init_xen_l4_slots): the M2P in 256 if roMpt. */
-export function initXenL4Slots(xen: Xen, l4mfn: number, roMpt = true): void {
+/** Write Xen's slots 256..271 of an L4 (init_xen_l4_slots): the M2P in 256 if roMpt, the
+ *  per-domain GDT/LDT area (pv/mode.ts) in 260 for the L4's domain d (default: its owner). */
+export function initXenL4Slots(xen: Xen, l4mfn: number, roMpt = true, d?: Domain): void {
   const t = initM2P(xen);
   const pi = pageInfo(xen);
+  const dom = d ?? xen.domains.get(xen.frames.owner[l4mfn]);
   for (let i = XEN_L4_FIRST; i <= XEN_L4_LAST; i++) {
     if (i === M2P_SLOT && roMpt) writePte(pi, l4mfn, i, t.l4eLo, t.l4eHi);
+    else if (i === PERDOMAIN_L4_SLOT && dom) { const [lo, hi] = perdomainL4e(dom); writePte(pi, l4mfn, i, lo, hi); }
     else writePte(pi, l4mfn, i, 0, 0);
   }
 }

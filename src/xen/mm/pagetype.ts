@@ -298,10 +298,10 @@ export function relinquishDomainMemory(pi: PageInfo, d: Domain): void {
   for (let mfn = 0; mfn < pi.frames; mfn++) {
     if (owner[mfn] !== d.id || (pi.flags[mfn] & PgFlag.PENDING_FREE) !== 0) continue;
     if ((pi.flags[mfn] & PgFlag.XEN_SHARED) !== 0) {
-      // shared_info and the like go back to Xen.
-      pi.flags[mfn] = 0; pi.type[mfn] = PGT.NONE; pi.typeCount[mfn] = 0; pi.count[mfn] = 0;
-      owner[mfn] = DOMID_XEN;
-      continue;
+      // shared_info and the like: drop the permanent references shareXenPage took.
+      pi.flags[mfn] &= ~PgFlag.XEN_SHARED;
+      pi.typeCount[mfn]--;
+      pi.count[mfn]--;
     }
     pi.flags[mfn] |= PgFlag.PENDING_FREE;
     if (pi.count[mfn] === 0) freeFrame(pi, mfn);

@@ -13,8 +13,8 @@
 //    (-EINVAL): PV guests have no superpages. A read-only entry may reference an already
 //    validated table of its own level ("linear page table", e.g. NetBSD's recursive slot),
 //    or its own table, with the linear_pt_count bookkeeping that prevents cycles.
-//  - L4 slots 256..271 are Xen's: skipped by validation, written by Xen (m2p.ts) when an L4
-//    is validated, and never writable by the guest (-EINVAL).
+//  - L4 slots 256..271 are Xen's: skipped by validation, written by Xen (m2p.ts: the M2P
+//    and the per-domain area) when an L4 is validated, never writable by the guest (-EINVAL).
 //  - Present entries are adjusted as Xen does for 64-bit PV: _PAGE_USER is forced on (the
 //    guest kernel runs in ring 3); an L1 entry the guest gave without _PAGE_USER gets
 //    _PAGE_GUEST_KERNEL (bit 52) instead and loses _PAGE_GLOBAL (it must not survive the
@@ -202,7 +202,7 @@ function allocTable(pi: PageInfo, mfn: number, level: number, d: Domain): number
     if (level === 1) adjustL1(lo, hi); else adjustLN(lo, hi);
     if (adjLo !== lo || adjHi !== hi) writePte(pi, mfn, i, adjLo, adjHi);
   }
-  if (level === 4) initXenL4Slots(pi.xen, mfn, m2pStrict(d));
+  if (level === 4) initXenL4Slots(pi.xen, mfn, m2pStrict(d), d);
   return 0;
 }
 
