@@ -44,9 +44,9 @@ function eaCode(d: Insn): [string, string] | undefined {
     if (seg >= 0) return undefined;
     // RIP is a 48-bit linear number; rip + disp stays canonical unless it crosses the hole.
     key = 'rip';
-    code = `const s = (cpu.rip >= 140737488355328 ? cpu.rip - 281474976710656 : cpu.rip) + d.disp;
-if (s < -140737488355328 || s >= 140737488355328) throw new CpuFault(13, 0);
-const lin = s < 0 ? s + 281474976710656 : s;`;
+    code = `const ripv = (cpu.rip >= 140737488355328 ? cpu.rip - 281474976710656 : cpu.rip) + d.disp;
+if (ripv < -140737488355328 || ripv >= 140737488355328) throw new CpuFault(13, 0);
+const lin = ripv < 0 ? ripv + 281474976710656 : ripv;`;
     return [key, code];
   }
   if (d.base < 0) return undefined;

@@ -8,7 +8,13 @@ import '../cpu/ops/index.js';
 import { loadKernelImage, type KernelImage } from '../guests/image.js';
 import { PagedMemory } from '../mmu/paged.js';
 import { ConsoleBackend } from './backends/console.js';
-import { buildPvDomain, type BuiltDomain } from './builder.js';
+import { BuildError, buildPvDomain, type BuiltDomain } from './builder.js';
+import { pinTable, setKernelBaseptr } from './hypercall/mmu.js';
+import { setRamMemoryMap } from './hypercall/memory.js';
+import { initM2P } from './mm/m2p.js';
+import { installPtwr } from './mm/ptwr.js';
+import { attachPv } from './pv/entry.js';
+import { pageInfo, shareXenPage } from './mm/pagetype.js';
 import type { Domain } from './domain.js';
 import { bindToXen, initEvents } from './evtchn/events.js';
 import { SharedInfo, VcpuInfo } from './layout.js';
@@ -57,6 +63,7 @@ export function makeVcpu(d: Domain, id: number): Vcpu {
 export function createPvDomain(xen: Xen, cfg: PvDomainConfig): PvDomain {
   const image = loadKernelImage(cfg.kernel, { mode: 'pv' });
   const layout = image.pv!;
+  initM2P(xen); // before any domain memory, so the M2P gets contiguous frames
   const d = xen.newDomain(cfg.name);
   d.privileged = cfg.privileged ?? false;
   const out = cfg.console ?? (() => {});
@@ -76,11 +83,19 @@ export function createPvDomain(xen: Xen, cfg: PvDomainConfig): PvDomain {
     storeEvtchn: storePort, consoleEvtchn: consolePort, sifFlags: d.privileged ? 3 : 0,
   });
   consoleBackend = new ConsoleBackend(d, built.consoleMfn, consolePort, out);
+  setRamMemoryMap(d, built.nrPages);
+  shareXenPage(pageInfo(xen), d.sharedInfoMfn, d, true);
+  // The toolstack pins the bootstrap L4 (validating the whole tree) as libxenguest does.
+  const rc = pinTable(d, built.l4Mfn, 4);
+  if (rc !== 0) throw new BuildError(`the bootstrap page tables did not validate (error ${rc})`);
 
   // vcpu_info of each vCPU starts in its shared_info slot, events masked.
   for (const v of d.vcpus) v.vcpuInfoPa = d.sharedInfoMfn * 4096 + SharedInfo.VCPU_INFO + v.id * VcpuInfo.SIZE;
   updateWallclock(xen, d.sharedInfoMfn);
   pvBootVcpu(d.vcpus[0], built);
+  const brc = setKernelBaseptr(d.vcpus[0], built.l4Mfn);
+  if (brc !== 0) throw new BuildError(`could not load the bootstrap page tables (error ${brc})`);
+  for (const v of d.vcpus) { attachPv(v); installPtwr(v); }
   for (const v of d.vcpus) updateVcpuTime(xen, v);
   xen.printk(`d${d.id}: PV domain '${d.name}': ${cfg.memoryMiB} MiB, ${n} vCPU(s), kernel ${fmt(built.virtBase)}-${fmt(built.virtEnd)}, entry ${fmt(built.entryVa)}`);
   d.state = 'running';

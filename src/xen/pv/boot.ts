@@ -27,13 +27,12 @@ export function pvCpuState(v: Vcpu): void {
   s.attr[Seg.SS] = 0xf3 | SegAttr.DB | SegAttr.G; // present, DPL 3, data, writable, accessed
 }
 
+/** Registers of the boot vCPU; the caller then loads the L4 (setKernelBaseptr), which sets
+ *  CR3 and takes the base pointer's references. */
 export function pvBootVcpu(v: Vcpu, b: BuiltDomain): void {
   const cpu = v.cpu;
   pvCpuState(v);
   v.kernelMode = true;
-  v.kernelCr3 = b.l4Mfn;
-  cpu.cr3Lo = b.l4Mfn * 4096; cpu.cr3Hi = 0;
-  cpu.mem.flush();
   cpu.r.fill(0);
   setReg64(v, 4, b.stackTopVa);   // rsp
   setReg64(v, 6, b.startInfoVa);  // rsi

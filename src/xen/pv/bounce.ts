@@ -225,9 +225,10 @@ export function deliverEvents(v: Vcpu): boolean {
 
 const csD = newDesc(), ssD = newDesc();
 
-/** IRETQ to the CS:RIP, SS:RSP the iret hypercall left: load CS and SS through the GDT/LDT
- *  with the checks a return to CPL 3 makes. False if that faults (the failsafe case). */
-function iretLoadSegs(v: Vcpu): boolean {
+/** IRETQ to the CS:RIP, SS:RSP the iret hypercall left: load CS and SS (the selectors in
+ *  cpu.seg.sel) through the GDT/LDT with the checks a return to CPL 3 makes. False if that
+ *  faults (the failsafe case). */
+export function loadReturnSegs(v: Vcpu): boolean {
   const cpu = v.cpu, s = cpu.seg;
   const cs = s.sel[Seg.CS] & 0xffff, ss = s.sel[Seg.SS] & 0xffff;
   if (ss === FLAT_KERNEL_SS64 && (cs === FLAT_KERNEL_CS64 || cs === FLAT_USER_CS32)) {
@@ -286,10 +287,7 @@ export function exitToGuest(v: Vcpu): void {
   if (!d.isDead) deliverEvents(v);
   if (!d.isDead && !ps.sysret && ps.pendingSegs) {
     ps.pendingSegs = false;
-    if (!iretLoadSegs(v)) {
-      v.domain.xen.printk(`d${d.id}v${v.id} failsafe callback: cannot return to ${(v.cpu.seg.sel[Seg.CS] & 0xffff).toString(16)}:${v.cpu.rip.toString(16)}`);
-      if (bounceFailsafe(v)) deliverEvents(v);
-    }
+    if (!loadReturnSegs(v) && bounceFailsafe(v)) deliverEvents(v);
   }
   ps.pendingSegs = false;
   if (!d.isDead && ps.sysret) sysretToGuest(v);

@@ -17,6 +17,8 @@
 //   GDT pages 0..13   the frames set_gdt installed (a Xen zero page where there are none)
 //   GDT page 14       Xen's reserved GDT page: 0xe008 0xe010 0xe023 0xe02b 0xe033 0xe038
 //   LDT pages 0..15   the guest's LDT pages, mapped when first touched (as Xen's shadow LDT)
+// GDT and shadow-LDT frames hold a SEG_DESC type reference (mm/pagetype.ts) while mapped;
+// this module registers the SEG_DESC validator (check_descriptor on all 512 entries).
 // GDTR limit is 0xefff (pages 0..14). The L4 entry (perdomainL4e) must be in every guest
 // L4: the mm module copies it with Xen's other slots; as a safety net ensurePerdomainSlot
 // writes it into each L4 that CR3 is loaded with (the slot is Xen's: guests cannot use it).
@@ -37,6 +39,7 @@ import type { Domain } from '../domain.js';
 import { Errno } from '../errno.js';
 import { FIRST_RESERVED_GDT_ENTRY, FLAT_KERNEL_CS64, FLAT_KERNEL_SS64, FLAT_USER_CS32 } from '../layout.js';
 import { DOMID_XEN } from '../mm/frames.js';
+import { PGT, getPageAndType, pageInfo, putPageAndType, registerTypeValidator } from '../mm/pagetype.js';
 import type { Vcpu } from '../vcpu.js';
 import type { Xen } from '../xen.js';
 
@@ -59,8 +62,10 @@ export class PvState {
   cr4 = 0;
   /** DR7 I/O-breakpoint enables kept aside (dr7_emul). */
   dr7Emul = 0;
-  /** Shadow LDT pages mapped (bit per page 0..15). */
+  /** Shadow LDT pages mapped (bit per page 0..15) and their frames (each holds a
+   *  SEG_DESC type reference while mapped). */
   ldtMapped = 0;
+  readonly ldtMfns = new Float64Array(16);
   /** attachPv ran. */
   attached = false;
 }
@@ -303,13 +308,55 @@ export function perdomainL4e(d: Domain): [number, number] {
   return pteTo(domPvOf(d).l3, PTE_TABLE);
 }
 
-/** Write the per-domain slot into an L4 of d if it is not there (see the header). */
-export function ensurePerdomainSlot(d: Domain, l4Mfn: number): void {
+/** Write the per-domain slot into an L4 of d if it is not there (see the header); true if
+ *  it had to. */
+export function ensurePerdomainSlot(d: Domain, l4Mfn: number): boolean {
   const xen = d.xen;
-  if (l4Mfn <= 0 || l4Mfn >= xen.frames.frames || xen.frames.owner[l4Mfn] !== d.id) return;
+  if (l4Mfn < 0 || l4Mfn >= xen.frames.frames || xen.frames.owner[l4Mfn] !== d.id) return false;
   const [lo, hi] = perdomainL4e(d);
   const pa = l4Mfn * 4096 + PERDOMAIN_L4_SLOT * 8;
-  if ((xen.machine.u32(pa) | 0) !== lo || (xen.machine.u32(pa + 4) | 0) !== hi) setPte(xen, l4Mfn, PERDOMAIN_L4_SLOT, lo, hi);
+  if ((xen.machine.u32(pa) | 0) === lo && (xen.machine.u32(pa + 4) | 0) === hi) return false;
+  setPte(xen, l4Mfn, PERDOMAIN_L4_SLOT, lo, hi);
+  return true;
+}
+
+/** Whether a linear address is in the per-domain GDT/LDT area. */
+export function inPerdomainArea(lin: number): boolean { return lin >= PERDOMAIN_VIRT_START && lin < GDT_LDT_END; }
+
+/** The MFN of the L4 CR3 holds. */
+export function currentL4(v: Vcpu): number { return Math.floor(((v.cpu.cr3Hi >>> 0) * TWO32 + (v.cpu.cr3Lo >>> 0)) / 4096); }
+
+/** SEG_DESC type validation (alloc_segdesc_page): every descriptor of the page passes
+ *  checkDescriptor, whose fix-ups are written back. */
+registerTypeValidator(PGT.SEG_DESC, {
+  validate: (pi, mfn) => (validateDescPage(pi.xen, mfn) ? 0 : -Errno.EINVAL),
+  invalidate: () => {},
+});
+
+/** pv_set_gdt: take SEG_DESC references on the new frames (all or none), drop those of the
+ *  old GDT, and map the new one. 0 or -EINVAL. */
+export function installGdt(v: Vcpu, frames: readonly number[], entries: number): number {
+  const d = v.domain, pi = pageInfo(d.xen);
+  for (let i = 0; i < frames.length; i++) {
+    if (getPageAndType(pi, frames[i], PGT.SEG_DESC, d) !== 0) {
+      while (i-- > 0) putPageAndType(pi, frames[i]);
+      return -Errno.EINVAL;
+    }
+  }
+  destroyGdt(v);
+  v.gdtFrames = frames.slice();
+  v.gdtEnts = entries;
+  mapGdt(v, frames);
+  return 0;
+}
+
+/** pv_destroy_gdt: drop the GDT frames' references and map the zero page instead. */
+export function destroyGdt(v: Vcpu): void {
+  const pi = pageInfo(v.domain.xen);
+  for (const mfn of v.gdtFrames) putPageAndType(pi, mfn);
+  v.gdtFrames = [];
+  v.gdtEnts = 0;
+  mapGdt(v, []);
 }
 
 /** Map v's GDT pages: frames[i] for page i (zero page beyond), Xen's page at 14. */
@@ -389,12 +436,18 @@ export function loadLdt(v: Vcpu): void {
   s.attr[Seg.LDTR] = 0x82; // present LDT
 }
 
-/** Unmap the shadow LDT pages (pv_destroy_ldt); true if any was mapped. */
+/** Unmap the shadow LDT pages (pv_destroy_ldt), dropping their references; true if any
+ *  was mapped. */
 export function destroyLdt(v: Vcpu): boolean {
   const ps = pvState(v);
   if (ps.ldtMapped === 0) return false;
   const [l1, base] = vcpuL1(v);
-  for (let i = 0; i < 16; i++) if (ps.ldtMapped & (1 << i)) setPte(v.domain.xen, l1, base + 16 + i, 0, 0);
+  const pi = pageInfo(v.domain.xen);
+  for (let i = 0; i < 16; i++) {
+    if (!(ps.ldtMapped & (1 << i))) continue;
+    setPte(v.domain.xen, l1, base + 16 + i, 0, 0);
+    putPageAndType(pi, ps.ldtMfns[i]);
+  }
   ps.ldtMapped = 0;
   return true;
 }
@@ -441,15 +494,17 @@ export function mapLdtShadowPage(v: Vcpu, offset: number): boolean {
   const lin = v.ldtBase + offset;
   const e = guestKernelL1e(v, lin);
   if (e === null) return false;
-  const xen = v.domain.xen;
+  const xen = v.domain.xen, ps = pvState(v);
   const mfn = (e[1] & 0xfffff) * 1048576 + (e[0] >>> 12);
-  if (mfn >= xen.frames.frames || xen.frames.owner[mfn] !== v.domain.id) return false;
-  if (!validateDescPage(xen, mfn)) return false;
-  const [l1, base] = vcpuL1(v);
+  if (mfn >= xen.frames.frames) return false;
   const page = offset >>> 12;
+  if (ps.ldtMapped & (1 << page)) return false; // mapped, yet it faulted: not an LDT matter
+  if (getPageAndType(pageInfo(xen), mfn, PGT.SEG_DESC, v.domain) !== 0) return false;
+  const [l1, base] = vcpuL1(v);
   const [lo, hi] = pteTo(mfn, PTE_RO_LEAF, PTE_NX_HI);
   setPte(xen, l1, base + 16 + page, lo, hi);
-  pvState(v).ldtMapped |= 1 << page;
+  ps.ldtMapped |= 1 << page;
+  ps.ldtMfns[page] = mfn;
   v.cpu.mem.flush();
   return true;
 }
@@ -482,9 +537,3 @@ export function withLdtFixups<T>(v: Vcpu, fn: () => T): T {
   }
 }
 
-// ---- what the mm module provides ------------------------------------------------------------
-
-/** Hooks the mm module (src/xen/mm) fills when it loads. newGuestCr3 is new_guest_cr3 for a
- *  MOV to CR3 (MMUEXT_NEW_BASEPTR semantics: validate and pin as L4, set v.kernelCr3, call
- *  updateCr3; 0 or -errno). Unset, a MOV to CR3 only checks that the domain owns the frame. */
-export const pvMm: { newGuestCr3: ((v: Vcpu, mfn: number) => number) | null } = { newGuestCr3: null };
