@@ -85,6 +85,7 @@ export async function runCommand(a: RunArgs): Promise<number> {
     await new Promise((r) => setImmediate(r));
   }
   process.stdin.off('data', onData);
+  if (a.verbose) process.stderr.write(`sim: ${retired} instructions, ${(xen.now() / 1e9).toFixed(3)} s of virtual time\n`);
   if (!process.stdin.isTTY) process.stdin.pause();
 
   if (d.isDead) {

@@ -24,7 +24,7 @@ export type BlockFn = (cpu: Cpu) => number;
 /** When blocks are compiled: after `threshold` runs (the interpreter warms them up and
  *  proves they decode), unless disabled. Tests set threshold 1 to force every block through
  *  the compiler. */
-export const jitConfig = { enabled: true, threshold: 64 };
+export const jitConfig = { enabled: true, threshold: 16 };
 
 let compiled = 0;
 export function compiledBlocks(): number { return compiled; }
