@@ -16,7 +16,8 @@ import { installPtwr } from './mm/ptwr.js';
 import { attachPv } from './pv/entry.js';
 import { pageInfo, shareXenPage } from './mm/pagetype.js';
 import type { Domain } from './domain.js';
-import { bindToXen, initEvents } from './evtchn/events.js';
+import { bindToXen, initEvents, raisePort } from './evtchn/events.js';
+import { introduceToXenstore, writeDomainNodes } from './xenstore/attach.js';
 import { SharedInfo, VcpuInfo } from './layout.js';
 import { pvBootVcpu } from './pv/boot.js';
 import { wakeVcpu } from './sched.js';
@@ -77,13 +78,16 @@ export function createPvDomain(xen: Xen, cfg: PvDomainConfig): PvDomain {
   // The console and xenstore ports exist before the memory is built (start_info names them).
   let consoleBackend: ConsoleBackend | undefined;
   const consolePort = bindToXen(d, () => consoleBackend?.drain());
-  const storePort = bindToXen(d, () => {});
+  let storeKick: () => void = () => {};
+  const storePort = bindToXen(d, () => storeKick());
   const built = buildPvDomain(d, {
     layout, memoryMiB: cfg.memoryMiB, cmdline: cfg.cmdline, ramdisk: cfg.ramdisk,
     storeEvtchn: storePort, consoleEvtchn: consolePort, sifFlags: d.privileged ? 3 : 0,
   });
   consoleBackend = new ConsoleBackend(d, built.consoleMfn, consolePort, out);
   setRamMemoryMap(d, built.nrPages);
+  writeDomainNodes(d, cfg.memoryMiB * 1024, n);
+  storeKick = introduceToXenstore(d, built.storeMfn, storePort, () => raisePort(d, storePort));
   shareXenPage(pageInfo(xen), d.sharedInfoMfn, d, true);
   // The toolstack pins the bootstrap L4 (validating the whole tree) as libxenguest does.
   const rc = pinTable(d, built.l4Mfn, 4);

@@ -171,9 +171,9 @@ export interface Ctx { readonly conn: Connection; readonly tx: Transaction | nul
 export interface XenstoreHooks {
   /** A domain was introduced (or re-introduced, or restored from a snapshot): attach its ring
    *  transport to `conn`. Throw an XsError to refuse (e.g. the page cannot be mapped). */
-  onIntroduce?(d: DomainRec, why: 'introduce' | 'reintroduce' | 'restore'): void;
+  onIntroduce?(d: DomainRec, why: 'introduce' | 'reintroduce' | 'restore', xs: Xenstore): void;
   /** A domain was released: detach its transport. */
-  onRelease?(domid: number): void;
+  onRelease?(domid: number, xs: Xenstore): void;
 }
 
 export interface XenstoreOptions {
@@ -189,7 +189,8 @@ export type WatchCallback = (path: string, token: string) => void;
 const VALID_CHARS = /^[A-Za-z0-9\-/_@]*$/;
 const LOCAL_PREFIX = /^\/local\/domain\/\d{1,5}\//;
 const EMPTY = new Uint8Array(0);
-const enc = new TextEncoder();
+/** Messages a ring connection may have waiting before its watch events are dropped. */
+export const MAX_QUEUED_EVENTS = 1024;
 
 export function parentOf(path: string): string {
   const i = path.lastIndexOf('/');
@@ -261,7 +262,6 @@ export class Xenstore {
   private hostQueue: { path: string; token: string }[] = [];
   private depth = 0;
   private flushing = false;
-  private nextHostToken = 1;
 
   constructor(opts: XenstoreOptions = {}, empty = false) {
     this.quotas = { ...DEFAULT_QUOTAS, ...opts.quotas };
@@ -319,7 +319,10 @@ export class Xenstore {
 
   private sendEvent(c: Connection, path: string, token: string): void {
     if (c.kind === 'host') { this.hostQueue.push({ path, token }); return; }
-    this.queue(c, { type: XS_WATCH_EVENT, reqId: 0, txId: 0, payload: enc.encode(`${path}\0${token}\0`) });
+    // A guest that never reads its ring must not grow our memory without bound: past this
+    // many queued messages its events are dropped (xenstored drops them at its memory quota).
+    if (c.kind === 'ring' && c.outq.length >= MAX_QUEUED_EVENTS) return;
+    this.queue(c, { type: XS_WATCH_EVENT, reqId: 0, txId: 0, payload: Uint8Array.from(Buffer.from(`${path}\0${token}\0`, 'latin1')) });
   }
 
   /** Run an operation; at the outermost level, then deliver the hypervisor's own watch events
@@ -340,7 +343,12 @@ export class Xenstore {
     try {
       while (this.hostQueue.length > 0) {
         const e = this.hostQueue.shift()!;
-        this.hostCallbacks.get(e.token)?.(e.path, e.token);
+        try {
+          this.hostCallbacks.get(e.token)?.(e.path, e.token);
+        } catch (err) {
+          // A backend's bug must not stop a guest's request: keep it for tests and logs.
+          this.internalErrors.push(err);
+        }
       }
     } finally {
       this.flushing = false;
@@ -695,7 +703,7 @@ export class Xenstore {
       d.port = port;
       d.mfn = mfn;
       this.resetConn(d.conn);
-      this.hooks.onIntroduce?.(d, 'reintroduce');
+      this.hooks.onIntroduce?.(d, 'reintroduce', this);
       return d;
     }
     const fresh = !d;
@@ -706,7 +714,7 @@ export class Xenstore {
     d.conn = this.connect('ring', domid);
     this.domains.set(domid, d);
     try {
-      this.hooks.onIntroduce?.(d, 'introduce');
+      this.hooks.onIntroduce?.(d, 'introduce', this);
     } catch (e) {
       this.disconnect(d.conn);
       d.conn = null;
@@ -743,7 +751,7 @@ export class Xenstore {
       d.conn = null;
     }
     this.domains.delete(domid);
-    this.hooks.onRelease?.(domid);
+    this.hooks.onRelease?.(domid, this);
     for (const c of this.conns.values()) if (c.target === domid) c.target = null;
     const sys: Ctx = { conn: this.host, tx: null };
     const walk = (p: string): void => {
@@ -784,54 +792,89 @@ export class Xenstore {
     d!.conn!.target = target;
   }
 
-  // ---------------------------------------------------------------- TypeScript API (as dom0)
+  // ---------------------------------------------------------------- TypeScript API
 
-  private hostCtx(tx?: number): Ctx { return this.ctx(this.host, tx ?? 0); }
+  /** The hypervisor's own client (privileged, as dom0): read/write/mkdir/rm, watches with
+   *  callbacks, transactions. */
+  readonly dom0: Dom0Client = new Dom0Client(this);
 
-  /** The node's value, or undefined if there is none. */
+  /** Deliver an event to a subscription of the hypervisor's own connection. */
+  hostSubscribe(token: string, cb: WatchCallback | null): void {
+    if (cb) this.hostCallbacks.set(token, cb); else this.hostCallbacks.delete(token);
+  }
+
+  introduceDomain(domid: number, mfn: number | bigint | string, port: number): DomainRec {
+    return this.op(() => this.introduce(domid, String(mfn), port));
+  }
+  releaseDomain(domid: number): void { this.op(() => this.release(domid)); }
+  shutdownDomain(domid: number): void { this.op(() => this.domainShutdown(domid)); }
+
+  /** The whole tree as plain data (tests, debugging): path -> value, perms, children. */
+  dump(): Record<string, { data: string; perms: string[]; children: string[] }> {
+    const out: Record<string, { data: string; perms: string[]; children: string[] }> = {};
+    for (const p of [...this.nodes.keys()].sort()) {
+      const n = this.nodes.get(p)!;
+      out[p] = { data: Buffer.from(n.data).toString('latin1'), perms: n.perms.map((e) => permToString(e) + (e.ignore ? '!' : '')), children: [...n.children] };
+    }
+    return out;
+  }
+}
+
+/** The hypervisor's xenstore client: every call runs as dom0 on the model's host connection,
+ *  optionally inside a transaction (the id that begin() returned). Errors are XsErrors,
+ *  except that reading or listing a missing node gives undefined. */
+export class Dom0Client {
+  private nextToken = 1;
+  constructor(private readonly xs: Xenstore) {}
+
+  private ctx(tx?: number): Ctx { return this.xs.ctx(this.xs.host, tx ?? 0); }
+
+  /** The node's value as bytes, or undefined if there is none. */
   readBytes(path: string, tx?: number): Uint8Array | undefined {
-    return this.op(() => {
-      const ctx = this.hostCtx(tx);
+    return this.xs.op(() => {
+      const ctx = this.ctx(tx);
       try {
-        return this.read(ctx, path);
+        return this.xs.read(ctx, path);
       } catch (e) {
         if (e instanceof XsError && e.errno === 'ENOENT') return undefined;
         throw e;
       }
     });
   }
-  readString(path: string, tx?: number): string | undefined {
+  /** The node's value as text (bytes taken as latin1), or undefined if there is none. */
+  read(path: string, tx?: number): string | undefined {
     const b = this.readBytes(path, tx);
     return b === undefined ? undefined : Buffer.from(b).toString('latin1');
   }
-  writeValue(path: string, value: string | Uint8Array, tx?: number): void {
+  write(path: string, value: string | Uint8Array, tx?: number): void {
     const data = typeof value === 'string' ? Uint8Array.from(Buffer.from(value, 'latin1')) : value;
-    this.op(() => this.write(this.hostCtx(tx), path, data));
+    this.xs.op(() => this.xs.write(this.ctx(tx), path, data));
   }
-  mkdirPath(path: string, tx?: number): void { this.op(() => this.mkdir(this.hostCtx(tx), path)); }
-  rmPath(path: string, tx?: number): void { this.op(() => this.rm(this.hostCtx(tx), path)); }
+  mkdir(path: string, tx?: number): void { this.xs.op(() => this.xs.mkdir(this.ctx(tx), path)); }
+  rm(path: string, tx?: number): void { this.xs.op(() => this.xs.rm(this.ctx(tx), path)); }
+  /** Children names, or undefined if there is no such node. */
   list(path: string, tx?: number): string[] | undefined {
-    return this.op(() => {
-      const ctx = this.hostCtx(tx);
+    return this.xs.op(() => {
+      const ctx = this.ctx(tx);
       try {
-        return [...this.directory(ctx, path).children];
+        return [...this.xs.directory(ctx, path).children];
       } catch (e) {
         if (e instanceof XsError && e.errno === 'ENOENT') return undefined;
         throw e;
       }
     });
   }
-  /** Permissions as strings: ["n5", "r0"]. */
-  perms(path: string, tx?: number): string[] { return this.op(() => this.getPerms(this.hostCtx(tx), path).map(permToString)); }
-  chmod(path: string, perms: readonly (string | PermEntry)[], tx?: number): void {
-    this.op(() => {
+  /** Permissions as strings: ["n5", "r0"] (owner 5, others none, dom0 read). */
+  getPerms(path: string, tx?: number): string[] { return this.xs.op(() => this.xs.getPerms(this.ctx(tx), path).map(permToString)); }
+  setPerms(path: string, perms: readonly (string | PermEntry)[], tx?: number): void {
+    this.xs.op(() => {
       const ps = perms.map((p) => (typeof p === 'string' ? parsePerm(p) ?? fail('EINVAL') : p));
-      this.setPerms(this.hostCtx(tx), path, ps);
+      this.xs.setPerms(this.ctx(tx), path, ps);
     });
   }
-  begin(): number { return this.op(() => this.transactionStart(this.hostCtx())); }
+  begin(): number { return this.xs.op(() => this.xs.transactionStart(this.ctx())); }
   /** Commit (true) or abort; throws XsError EAGAIN on a conflict. */
-  end(tx: number, commit = true): void { this.op(() => this.transactionEnd(this.hostCtx(tx), commit)); }
+  end(tx: number, commit = true): void { this.xs.op(() => this.xs.transactionEnd(this.ctx(tx), commit)); }
   /** Run fn in a transaction, retrying on EAGAIN (at most `tries` times). */
   transaction<T>(fn: (tx: number) => T, tries = 16): T {
     for (let i = 0; ; i++) {
@@ -851,34 +894,21 @@ export class Xenstore {
       }
     }
   }
-  /** Subscribe to a watch. The callback gets (path, token) for the registration event and
-   *  every change after it, outside of any operation. Returns the unsubscribe function. */
-  subscribe(path: string, cb: WatchCallback, token = `host-${this.nextHostToken++}`): () => void {
-    return this.op(() => {
-      const w = this.watch(this.host, path, token);
-      this.hostCallbacks.set(token, cb);
-      this.fireInitial(this.host, w);
-      return () => this.op(() => {
-        const i = this.host.watches.indexOf(w);
-        if (i >= 0) this.host.watches.splice(i, 1);
-        if (!this.host.watches.some((x) => x.token === token)) this.hostCallbacks.delete(token);
+  /** Watch a path (or @introduceDomain / @releaseDomain). The callback gets (path, token)
+   *  for the registration event and every change after it, never in the middle of an
+   *  operation. Returns the function that removes the watch. */
+  watch(path: string, cb: WatchCallback, token = `dom0-${this.nextToken++}`): () => void {
+    const xs = this.xs;
+    return xs.op(() => {
+      const w = xs.watch(xs.host, path, token);
+      xs.hostSubscribe(token, cb);
+      xs.fireInitial(xs.host, w);
+      return () => xs.op(() => {
+        const i = xs.host.watches.indexOf(w);
+        if (i >= 0) xs.host.watches.splice(i, 1);
+        if (!xs.host.watches.some((x) => x.token === token)) xs.hostSubscribe(token, null);
       });
     });
-  }
-  introduceDomain(domid: number, mfn: number | bigint | string, port: number): DomainRec {
-    return this.op(() => this.introduce(domid, String(mfn), port));
-  }
-  releaseDomain(domid: number): void { this.op(() => this.release(domid)); }
-  shutdownDomain(domid: number): void { this.op(() => this.domainShutdown(domid)); }
-
-  /** The whole tree as plain data (tests, debugging): path -> value, perms, children. */
-  dump(): Record<string, { data: string; perms: string[]; children: string[] }> {
-    const out: Record<string, { data: string; perms: string[]; children: string[] }> = {};
-    for (const p of [...this.nodes.keys()].sort()) {
-      const n = this.nodes.get(p)!;
-      out[p] = { data: Buffer.from(n.data).toString('latin1'), perms: n.perms.map((e) => permToString(e) + (e.ignore ? '!' : '')), children: [...n.children] };
-    }
-    return out;
   }
 }
 

@@ -139,6 +139,6 @@ export function restoreXenstore(blob: Uint8Array, opts: XenstoreOptions = {}): X
     const rec: DomainRec = { domid: d.domid, mfn: d.mfn, port: d.port, shutdown: d.shutdown, conn: d.conn === null ? null : byId.get(d.conn) ?? null };
     xs.domains.set(d.domid, rec);
   }
-  for (const d of xs.domains.values()) if (d.conn) xs.hooks.onIntroduce?.(d, 'restore');
+  for (const d of xs.domains.values()) if (d.conn) xs.hooks.onIntroduce?.(d, 'restore', xs);
   return xs;
 }
