@@ -110,7 +110,7 @@ export function buildPvDomain(d: Domain, o: BuildOptions): BuiltDomain {
     p2m[pfn] = mfn;
     xen.frames.setM2p(mfn, pfn);
   }
-  d.maxPages = nrPages;
+  d.maxPages = nrPages + 256; // xl: target + LIBXL_MAXMEM_CONSTANT (1 MiB)
   d.totPages = nrPages;
   d.memoryMap = [[0, nrPages * 4096, 1]];
 

@@ -4,6 +4,8 @@
 
 import { Stop } from '../cpu/cpu.js';
 import type { Domain } from './domain.js';
+import { RunstateState } from './layout.js';
+import { setRunstate } from './runstate.js';
 import { crashDomain, fireTimers, nextTimerNsOf, shutdownDomain } from './sched.js';
 import type { Vcpu } from './vcpu.js';
 import type { Xen } from './xen.js';
@@ -45,6 +47,7 @@ export function runSlice(xen: Xen, v: Vcpu, insns: number): number {
   const cpu = v.cpu;
   cpu.cycles = xen.cycles;
   cpu.stopRequest = false;
+  setRunstate(v, RunstateState.RUNNING);
   const next = nextTimerNsOf(v);
   if (next !== Infinity) cpu.eventAt = Math.min(cpu.eventAt, next);
   const before = cpu.insns;
@@ -57,6 +60,7 @@ export function runSlice(xen: Xen, v: Vcpu, insns: number): number {
     cpu.halted = false;
     v.blocked = true;
   }
+  if (!v.blocked && v.online) setRunstate(v, RunstateState.RUNNABLE);
   return cpu.insns - before;
 }
 

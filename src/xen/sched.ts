@@ -1,7 +1,8 @@
 // Scheduling: which vCPUs run, waking them when events arrive, their timers, and domain
 // shutdown. The host loop that runs vCPUs in turn is runHost (host.ts).
 
-import { VcpuInfo } from './layout.js';
+import { RunstateState, VcpuInfo } from './layout.js';
+import { setRunstate } from './runstate.js';
 import { sendVirq } from './evtchn/events.js';
 import { SHUTDOWN_NAMES, type Domain } from './domain.js';
 import type { Vcpu } from './vcpu.js';
@@ -11,7 +12,7 @@ export const VIRQ_TIMER = 0;
 /** An event became pending for v: unblock it and make its CPU check for delivery at the
  *  next block boundary. */
 export function wakeVcpu(v: Vcpu): void {
-  if (v.blocked) { v.blocked = false; v.pollPorts = []; v.pollTimeoutNs = 0; }
+  if (v.blocked) { v.blocked = false; v.pollPorts = []; v.pollTimeoutNs = 0; setRunstate(v, RunstateState.RUNNABLE); }
   v.cpu.eventAt = 0;
   v.cpu.exitBlock = true;
 }
@@ -31,7 +32,7 @@ export function fireTimers(v: Vcpu, nowNs: number): boolean {
     fired = true;
   }
   if (fired) sendVirq(v.domain, VIRQ_TIMER, v.id);
-  if (v.pollTimeoutNs > 0 && nowNs >= v.pollTimeoutNs) { v.pollTimeoutNs = 0; if (v.blocked && v.pollPorts.length) { v.blocked = false; v.pollPorts = []; } }
+  if (v.pollTimeoutNs > 0 && nowNs >= v.pollTimeoutNs) { v.pollTimeoutNs = 0; if (v.blocked && v.pollPorts.length) { v.blocked = false; v.pollPorts = []; setRunstate(v, RunstateState.RUNNABLE); } }
   return fired;
 }
 
@@ -53,6 +54,7 @@ export function upcallPending(v: Vcpu): boolean {
 /** Shut a domain down (SCHEDOP_shutdown, a crash, the toolstack): every vCPU stops. */
 export function shutdownDomain(d: Domain, reason: number, why?: string): void {
   if (d.isDead) return;
+  if (d.shutdownCode >= 0) reason = d.shutdownCode; // SCHEDOP_shutdown_code wins
   d.state = 'shutdown';
   d.shutdownReason = reason;
   d.xen.printk(`d${d.id}: shutdown: ${SHUTDOWN_NAMES[reason] ?? `reason ${reason}`}${why ? ` (${why})` : ''}`);
@@ -63,4 +65,11 @@ export function shutdownDomain(d: Domain, reason: number, why?: string): void {
 /** domain_crash(): the guest did something Xen cannot let it continue from. */
 export function crashDomain(d: Domain, why: string): void {
   shutdownDomain(d, 3, why);
+}
+
+/** The vCPU stops running until an event wakes it (SCHEDOP_block, poll). */
+export function markBlocked(v: Vcpu): void {
+  v.blocked = true;
+  setRunstate(v, RunstateState.BLOCKED);
+  stopVcpu(v);
 }

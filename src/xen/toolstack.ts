@@ -100,7 +100,13 @@ export function createPvDomain(xen: Xen, cfg: PvDomainConfig): PvDomain {
   const brc = setKernelBaseptr(d.vcpus[0], built.l4Mfn);
   if (brc !== 0) throw new BuildError(`could not load the bootstrap page tables (error ${brc})`);
   for (const v of d.vcpus) { attachPv(v); installPtwr(v); }
-  for (const v of d.vcpus) updateVcpuTime(xen, v);
+  for (const v of d.vcpus) {
+    updateVcpuTime(xen, v);
+    // PV vCPUs start with a 100 Hz periodic timer (Xen's pv_vcpu_initialise); Linux and
+    // NetBSD stop it with VCPUOP_stop_periodic_timer.
+    v.periodicNs = 10_000_000;
+    v.periodicNextNs = xen.now() + v.periodicNs;
+  }
   xen.printk(`d${d.id}: PV domain '${d.name}': ${cfg.memoryMiB} MiB, ${n} vCPU(s), kernel ${fmt(built.virtBase)}-${fmt(built.virtEnd)}, entry ${fmt(built.entryVa)}`);
   d.state = 'running';
   return { domain: d, image, built, console: consoleBackend, storePort };

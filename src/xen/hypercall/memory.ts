@@ -241,7 +241,9 @@ function machphysMapping(v: Vcpu, arg: number): number {
   const b = new Uint8Array(24), dv = new DataView(b.buffer);
   dv.setBigUint64(0, MACH2PHYS_VIRT_START, true);
   dv.setBigUint64(8, MACH2PHYS_VIRT_END, true);
-  dv.setBigUint64(16, BigInt(v.domain.xen.phys.frames - 1), true);
+  // max_mfn: the hardware domain sees the top of RAM; others the size of the M2P area.
+  const max = v.domain.privileged ? BigInt(v.domain.xen.phys.frames - 1) : (MACH2PHYS_VIRT_END - MACH2PHYS_VIRT_START) / 8n - 1n;
+  dv.setBigUint64(16, max, true);
   return ok(() => copyToGuest(v, arg, b)) ? 0 : -Errno.EFAULT;
 }
 

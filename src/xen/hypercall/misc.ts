@@ -16,6 +16,7 @@ export const enum XenVer {
 export const enum Feat {
   writable_page_tables = 0, writable_descriptor_tables = 1, auto_translated_physmap = 2, supervisor_mode_kernel = 3,
   pae_pgdir_above_4gb = 4, mmu_pt_update_preserve_ad = 5, highmem_assist = 6, gnttab_map_avail_bits = 7, dom0 = 11,
+  memory_op_vnode_supported = 13, direct_mapped = 17,
 }
 export const enum Vmasst { four_gb_segments = 0, four_gb_segments_notify = 1, writable_pagetables = 2, pae_extended_cr3 = 3, architectural_iopl = 4, runstate_update_flag = 5, m2p_strict = 32 }
 /** The assists a 64-bit PV guest may enable (Xen's VM_ASSIST_VALID for PV64), low 32 bits; m2p_strict separately. */
@@ -30,8 +31,12 @@ function fixedString(s: string, len: number): Uint8Array {
 /** XENVER_get_features submap 0 for a PV domain. */
 export function featureMap(v: Vcpu): number {
   const d = v.domain;
-  let f = (1 << Feat.mmu_pt_update_preserve_ad) | (1 << Feat.highmem_assist) | (1 << Feat.gnttab_map_avail_bits);
-  if (d.vmAssist & (1 << Vmasst.writable_pagetables)) f |= 1 << Feat.writable_page_tables;
+  // Always memory_op_vnode_supported; direct_mapped for a domain that is not translated;
+  // for PV the MMU features; pae_pgdir_above_4gb once the guest enabled pae_extended_cr3.
+  // (writable_page_tables is only reported to translated guests.)
+  let f = (1 << Feat.memory_op_vnode_supported) | (1 << Feat.direct_mapped) |
+    (1 << Feat.mmu_pt_update_preserve_ad) | (1 << Feat.highmem_assist) | (1 << Feat.gnttab_map_avail_bits);
+  if (d.vmAssist & (1 << Vmasst.pae_extended_cr3)) f |= 1 << Feat.pae_pgdir_above_4gb;
   if (d.privileged) f |= 1 << Feat.dom0;
   return f >>> 0;
 }
@@ -64,10 +69,11 @@ function xenVersion(v: Vcpu, cmd: number, p: number): number {
       writeGuest32(v, p + 4, featureMap(v));
       return 0;
     }
-    case XenVer.pagesize: return 4096;
+    case XenVer.pagesize: return p !== 0 ? -Errno.EINVAL : 4096;
     case XenVer.guest_handle: copyToGuest(v, p, v.domain.handle); return 0;
     case XenVer.commandline:
-      if (!v.domain.privileged) return -Errno.EPERM;
+      // The default XSM policy denies it to a domU; Xen then copies "<denied>" and succeeds.
+      if (!v.domain.privileged) { copyToGuest(v, p, fixedString('<denied>', 9)); return 0; }
       copyToGuest(v, p, fixedString(v.domain.xen.commandLine, 1024));
       return 0;
     case XenVer.build_id:

@@ -4,7 +4,7 @@ import { Errno } from '../errno.js';
 import { eventsOf } from '../evtchn/events.js';
 import { copyFromGuest, readGuest32, readGuestPtr, readGuestU64, writeGuest64 } from '../guestmem.js';
 import { Multicall, VcpuInfo } from '../layout.js';
-import { crashDomain, shutdownDomain, stopVcpu, upcallPending, wakeVcpu } from '../sched.js';
+import { crashDomain, markBlocked, shutdownDomain, stopVcpu, upcallPending, wakeVcpu } from '../sched.js';
 import type { Vcpu } from '../vcpu.js';
 import { Hc, dispatchHypercall, registerHypercall } from './table.js';
 
@@ -16,8 +16,7 @@ const MAX_POLL_PORTS = 128;
 export function blockVcpu(v: Vcpu): void {
   if (v.vcpuInfoPa >= 0) v.domain.xen.machine.set8(v.vcpuInfoPa + VcpuInfo.UPCALL_MASK, 0);
   if (upcallPending(v)) { wakeVcpu(v); return; }
-  v.blocked = true;
-  stopVcpu(v);
+  markBlocked(v);
 }
 
 function poll(v: Vcpu, p: number): number {
@@ -39,8 +38,7 @@ function poll(v: Vcpu, p: number): number {
   if (timeout !== 0 && timeout <= now) return 0;
   v.pollPorts = ports;
   v.pollTimeoutNs = timeout;
-  v.blocked = true;
-  stopVcpu(v);
+  markBlocked(v);
   return 0;
 }
 
@@ -50,15 +48,14 @@ function schedOp(v: Vcpu, cmd: number, p: number): number {
     case SchedOp.yield: stopVcpu(v); return 0;
     case SchedOp.block: blockVcpu(v); return 0;
     case SchedOp.shutdown: {
-      const reason = readGuest32(v, p) >>> 0;
-      if (reason > 5) return -Errno.EINVAL;
-      shutdownDomain(d, reason);
+      // Xen takes any reason as a u8.
+      shutdownDomain(d, readGuest32(v, p) & 0xff);
       return 0;
     }
     case SchedOp.shutdown_code: {
-      const reason = readGuest32(v, p) >>> 0;
-      if (reason > 5) return -Errno.EINVAL;
-      d.shutdownCode = reason;
+      // Recorded once; a later shutdown uses it in preference to its own reason.
+      const reason = readGuest32(v, p) & 0xff;
+      if (d.shutdownCode < 0) d.shutdownCode = reason;
       return 0;
     }
     case SchedOp.poll: return poll(v, p);
@@ -67,8 +64,7 @@ function schedOp(v: Vcpu, cmd: number, p: number): number {
       const id = readGuest32(v, p) >>> 0, reason = readGuest32(v, p + 4) >>> 0;
       const t = d.xen.domains.get(id);
       if (!t) return -Errno.ESRCH;
-      if (reason > 5) return -Errno.EINVAL;
-      shutdownDomain(t, reason);
+      shutdownDomain(t, reason & 0xff);
       return 0;
     }
     case SchedOp.watchdog: {
@@ -96,8 +92,7 @@ function schedOpCompat(v: Vcpu, cmd: number, arg: number): number {
   switch (cmd) {
     case SchedOp.yield: case SchedOp.block: return schedOp(v, cmd, 0);
     case SchedOp.shutdown:
-      if (arg > 5) return -Errno.EINVAL;
-      shutdownDomain(v.domain, arg);
+      shutdownDomain(v.domain, arg & 0xff);
       return 0;
     default: return -Errno.ENOSYS;
   }

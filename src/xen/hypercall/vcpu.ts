@@ -2,10 +2,11 @@
 // (VCPUOP_initialise of secondary vCPUs comes with SMP guests.)
 
 import { Errno } from '../errno.js';
-import { readGuest32, readGuestPtr, readGuestU64, writeGuest32, writeGuest64 } from '../guestmem.js';
-import { Runstate, VcpuInfo } from '../layout.js';
+import { readGuest32, readGuestPtr, readGuestU64 } from '../guestmem.js';
+import { VcpuInfo } from '../layout.js';
 import { updateVcpuTime } from '../time.js';
 import { wakeVcpu } from '../sched.js';
+import { writeRunstate } from '../runstate.js';
 import type { Vcpu } from '../vcpu.js';
 import { Hc, registerHypercall } from './table.js';
 
@@ -17,29 +18,7 @@ export const enum VcpuOp {
 const VCPU_SSHOTTMR_future = 1;
 const MILLISECS = 1_000_000;
 
-const TWO32 = 4294967296;
-function put64(v: Vcpu, va: number, n: number): void {
-  writeGuest64(v, va, (n % TWO32) | 0, Math.floor(n / TWO32) | 0);
-}
-
-/** Write the runstate info (48 bytes) to a guest address. */
-export function writeRunstate(v: Vcpu, va: number): void {
-  const now = v.domain.xen.now();
-  const times = Array.from(v.runstateTime);
-  times[v.runstateState] += now - v.runstateEntryNs;
-  writeGuest32(v, va + Runstate.STATE, v.runstateState);
-  writeGuest32(v, va + 4, 0);
-  put64(v, va + Runstate.STATE_ENTRY_TIME, v.runstateEntryNs);
-  for (let i = 0; i < 4; i++) put64(v, va + Runstate.TIME + i * 8, times[i]);
-}
-
-/** Move a vCPU between runstates (accounting the time spent in the old one). */
-export function setRunstate(v: Vcpu, state: number): void {
-  const now = v.domain.xen.now();
-  v.runstateTime[v.runstateState] += now - v.runstateEntryNs;
-  v.runstateState = state;
-  v.runstateEntryNs = now;
-}
+export { writeRunstate, setRunstate } from '../runstate.js';
 
 function vcpuOp(v: Vcpu, cmd: number, id: number, p: number): number {
   const d = v.domain;

@@ -35,7 +35,7 @@ import {
 const TWO32 = 4294967296;
 
 /** trap_bounce flags. */
-export const enum Tbf { EXCEPTION = 1, ERRCODE = 2, INTERRUPT = 8, FAILSAFE = 16 }
+export const enum Tbf { EXCEPTION = 1, ERRCODE = 2, INTERRUPT = 8, FAILSAFE = 16, /** the CPU's image of a fault: RF set */ RF = 32 }
 export const CALLBACKF_MASK_EVENTS = 1;
 /** trap_info flags bit 2 ("clear event enable"): the handler is entered with events masked. */
 export const TI_IF = 4;
@@ -128,7 +128,7 @@ export function createBounceFrame(v: Vcpu, eip: number, flags: number, errorCode
 
   const savedMask = upcallMask(v);
   if (flags & Tbf.INTERRUPT) setUpcallMask(v, savedMask | 1);
-  let fl = (rflags & ~(F.IF | F.IOPL)) | (savedMask === 0 ? F.IF : 0);
+  let fl = (rflags & ~(F.IF | F.IOPL)) | (savedMask === 0 ? F.IF : 0) | (flags & Tbf.RF ? F.RF : 0);
   if (d.vmAssist & (1 << VMASST_ARCHITECTURAL_IOPL)) fl |= (v.iopl & 3) << 12;
   if (flags & Tbf.FAILSAFE) {
     words.push(s.sel[Seg.DS] & 0xffff, 0, s.sel[Seg.ES] & 0xffff, 0, s.sel[Seg.FS] & 0xffff, 0, s.sel[Seg.GS] & 0xffff, 0);
@@ -172,14 +172,17 @@ export function injectException(v: Vcpu, vector: number, errorCode = 0, cr2 = 0)
     setGuestCr2(v, canonLo(cr2), canonHi(cr2));
     ec = (ec & ~PFEC_USER) | (v.kernelMode ? 0 : PFEC_USER);
   }
-  return bounceTrap(v, vector, ec);
+  // A fault (not a trap): the RFLAGS image the CPU saved has RF set, and Xen copies it into
+  // the guest's frame (create_bounce_frame replaces only IF).
+  return bounceTrap(v, vector, ec, vector !== Vec.BP && vector !== Vec.OF && vector !== Vec.DB);
 }
 
-/** pv_inject_sw_interrupt: int n / int3 through the trap table, no error code. */
-export function injectSoftInterrupt(v: Vcpu, vector: number): boolean { return bounceTrap(v, vector, -1); }
+/** pv_inject_sw_interrupt: int n / int3 through the trap table, no error code. viaGp: Xen
+ *  saw it as the #GP a DPL-0 gate raises, so the frame's RFLAGS image has RF set. */
+export function injectSoftInterrupt(v: Vcpu, vector: number, viaGp = false): boolean { return bounceTrap(v, vector, -1, viaGp); }
 
-function bounceTrap(v: Vcpu, vector: number, ec: number): boolean {
-  let flags = Tbf.EXCEPTION;
+function bounceTrap(v: Vcpu, vector: number, ec: number, fault = false): boolean {
+  let flags = Tbf.EXCEPTION | (fault ? Tbf.RF : 0);
   if (ec >= 0) flags |= Tbf.ERRCODE;
   if (v.trapFlags[vector] & TI_IF) flags |= Tbf.INTERRUPT;
   const eip = v.trapAddr[vector];

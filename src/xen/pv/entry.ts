@@ -153,7 +153,7 @@ function handleTrap(v: Vcpu, vector: number, err: number, soft: boolean): void {
     if (vector === Vec.DB && cpu.rip - cpu.ripStart === 1) { injectException(v, Vec.DB); return; }
     // int n hits a DPL-0 gate in Xen's IDT: #GP(n << 3 | IDT); allowed if the guest's
     // trap_info DPL admits the guest's ring (kernel mode counts as ring 1).
-    if ((v.trapFlags[vector] & 3) >= (v.kernelMode ? 1 : 3)) { injectSoftInterrupt(v, vector); return; }
+    if ((v.trapFlags[vector] & 3) >= (v.kernelMode ? 1 : 3)) { injectSoftInterrupt(v, vector, true); return; }
     cpu.rip = cpu.ripStart;
     injectException(v, Vec.GP, (vector << 3) | 2);
     return;
