@@ -6,7 +6,11 @@ import { hideBin } from 'yargs/helpers';
 import { UsageError } from './errors.js';
 import { rawCommand } from './raw.js';
 import { bootCommand } from './boot.js';
-import { createCommand, runCommand } from './run.js';
+import { runCommand } from './run.js';
+import { bootDaemon, bootForeground, consoleVerb, createVerb, dmesgVerb, domainVerb, infoVerb, listVerb, shutdownVerb } from './verbs.js';
+import { DEFAULT_HOST_MEMORY_MIB } from '../xen/hostd/host.js';
+
+const stateDirOpt = { type: 'string', describe: 'the host\'s state directory (default $XENSIM_STATE_DIR or ~/.xensim/host)' } as const;
 
 function fail(msg: string, code = 2): never {
   process.stderr.write(`sim: ${msg}\n`);
@@ -39,14 +43,65 @@ async function main(): Promise<void> {
       })
     .command('create <config>', 'create a guest from an xl.cfg file', (y) => y
       .positional('config', { type: 'string', demandOption: true })
-      .option('c', { type: 'boolean', describe: 'attach to its console (run it on this terminal)' })
+      .option('c', { type: 'boolean', describe: 'attach to its console (without a running host: run it on this terminal)' })
+      .option('p', { type: 'boolean', describe: 'leave it paused (sim unpause starts it)' })
+      .option('state-dir', { type: 'string', describe: 'the host\'s state directory (default $XENSIM_STATE_DIR or ~/.xensim/host)' })
       .option('max-insns', { type: 'number' })
       .option('timeout', { type: 'number' })
       .option('verbose', { alias: 'v', type: 'boolean' }),
     async (a) => {
-      process.exitCode = await createCommand(a.config as string, a.c === true, { maxInsns: a['max-insns'], timeout: a.timeout, verbose: a.verbose });
+      process.exitCode = await createVerb({ config: a.config as string, console: a.c === true, paused: a.p === true, stateDir: a['state-dir'], maxInsns: a['max-insns'], timeout: a.timeout, verbose: a.verbose });
     })
-    .command('boot', 'boot the built-in default guest', (y) => y, () => { process.exitCode = bootCommand(); })
+    .command('boot', 'boot the built-in default guest; with --foreground or --daemon, start a host for sim create/list/console/...', (y) => y
+      .option('foreground', { type: 'boolean', describe: 'run a host in this process until ^C (prints the hypervisor log)' })
+      .option('daemon', { type: 'boolean', describe: 'start a host in the background and return once it answers' })
+      .option('state-dir', { type: 'string', describe: 'the host\'s state directory (default $XENSIM_STATE_DIR or ~/.xensim/host)' })
+      .option('memory', { type: 'number', describe: `host memory in MiB (default ${DEFAULT_HOST_MEMORY_MIB})` })
+      .option('clock', { type: 'string', choices: ['realtime', 'virtual'], describe: 'idle time passes in real time (default) or is skipped' })
+      .option('detached-child', { type: 'boolean', hidden: true }),
+    async (a) => {
+      const host = a.foreground === true || a.daemon === true;
+      if (!host) {
+        if (a['state-dir'] !== undefined || a.memory !== undefined || a.clock !== undefined) throw new UsageError('--state-dir, --memory and --clock start a host: add --foreground or --daemon');
+        process.exitCode = bootCommand();
+        return;
+      }
+      if (a.foreground && a.daemon) throw new UsageError('choose one of --foreground and --daemon');
+      const args = { stateDir: a['state-dir'], memory: a.memory, clock: a.clock, detachedChild: a['detached-child'] === true };
+      process.exitCode = a.daemon ? await bootDaemon(args) : await bootForeground(args);
+    })
+    .command('list [domains..]', 'list the domains of the running host (xl list)', (y) => y
+      .positional('domains', { type: 'string', array: true, describe: 'names or IDs (default: all)' })
+      .option('state-dir', stateDirOpt),
+    async (a) => { process.exitCode = await listVerb({ stateDir: a['state-dir'], domains: a.domains as string[] | undefined }); })
+    .command('console <domain>', 'attach to a domain\'s console (^] detaches)', (y) => y
+      .positional('domain', { type: 'string', demandOption: true })
+      .option('state-dir', stateDirOpt),
+    async (a) => { process.exitCode = await consoleVerb({ stateDir: a['state-dir'], domain: a.domain as string }); })
+    .command('shutdown <domain>', 'ask a domain to power off', (y) => y
+      .positional('domain', { type: 'string', demandOption: true })
+      .option('w', { type: 'boolean', describe: 'wait until it has shut down' })
+      .option('state-dir', stateDirOpt),
+    async (a) => { process.exitCode = await shutdownVerb({ stateDir: a['state-dir'], domain: a.domain as string, wait: a.w === true }); })
+    .command('reboot <domain>', 'ask a domain to reboot', (y) => y
+      .positional('domain', { type: 'string', demandOption: true })
+      .option('w', { type: 'boolean', describe: 'wait until it has shut down' })
+      .option('state-dir', stateDirOpt),
+    async (a) => { process.exitCode = await shutdownVerb({ stateDir: a['state-dir'], domain: a.domain as string, wait: a.w === true, reboot: true }); })
+    .command('destroy <domain>', 'stop a domain at once and free its memory', (y) => y
+      .positional('domain', { type: 'string', demandOption: true }).option('state-dir', stateDirOpt),
+    async (a) => { process.exitCode = await domainVerb('destroy', { stateDir: a['state-dir'], domain: a.domain as string }); })
+    .command('pause <domain>', 'stop running a domain\'s vCPUs', (y) => y
+      .positional('domain', { type: 'string', demandOption: true }).option('state-dir', stateDirOpt),
+    async (a) => { process.exitCode = await domainVerb('pause', { stateDir: a['state-dir'], domain: a.domain as string }); })
+    .command('unpause <domain>', 'let a paused domain run again', (y) => y
+      .positional('domain', { type: 'string', demandOption: true }).option('state-dir', stateDirOpt),
+    async (a) => { process.exitCode = await domainVerb('unpause', { stateDir: a['state-dir'], domain: a.domain as string }); })
+    .command('info', 'show the running host (xl info)', (y) => y.option('state-dir', stateDirOpt),
+      async (a) => { process.exitCode = await infoVerb({ stateDir: a['state-dir'] }); })
+    .command('dmesg', 'show the hypervisor log (xl dmesg)', (y) => y
+      .option('c', { type: 'boolean', describe: 'clear it after printing' }).option('state-dir', stateDirOpt),
+    async (a) => { process.exitCode = await dmesgVerb({ stateDir: a['state-dir'], clear: a.c === true }); })
     .demandCommand(1, 'name a command: sim raw | sim boot (see sim --help)')
     .strict()
     .fail((msg, err) => {
