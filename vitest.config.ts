@@ -7,5 +7,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 300_000,
     pool: 'forks',
+    // Both cores of the CI machine: the differential suites are CPU-bound.
+    maxWorkers: 2,
   },
 });

@@ -4,6 +4,8 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UsageError } from './errors.js';
+import { xenstoreLs, xenstoreRead, xenstoreRm, xenstoreVerb, xenstoreWrite } from './xenstore.js';
+import { statePaths } from '../xen/hostd/statedir.js';
 import { rawCommand } from './raw.js';
 import { bootCommand } from './boot.js';
 import { runCommand } from './run.js';
@@ -102,6 +104,14 @@ async function main(): Promise<void> {
     .command('dmesg', 'show the hypervisor log (xl dmesg)', (y) => y
       .option('c', { type: 'boolean', describe: 'clear it after printing' }).option('state-dir', stateDirOpt),
     async (a) => { process.exitCode = await dmesgVerb({ stateDir: a['state-dir'], clear: a.c === true }); })
+    .command('xenstore-ls [path]', 'list the running host\'s xenstore tree', (y) => y.option('state-dir', stateDirOpt),
+      async (a) => { process.exitCode = await xenstoreVerb(() => xenstoreLs(statePaths(a['state-dir']).xenstoreSocket, (a.path as string | undefined) ?? '/')); })
+    .command('xenstore-read <paths..>', 'print xenstore values', (y) => y.option('state-dir', stateDirOpt),
+      async (a) => { process.exitCode = await xenstoreVerb(() => xenstoreRead(statePaths(a['state-dir']).xenstoreSocket, a.paths as string[])); })
+    .command('xenstore-write <pairs..>', 'write xenstore values (PATH VALUE ...)', (y) => y.option('state-dir', stateDirOpt),
+      async (a) => { process.exitCode = await xenstoreVerb(() => xenstoreWrite(statePaths(a['state-dir']).xenstoreSocket, (a.pairs as unknown[]).map(String))); })
+    .command('xenstore-rm <paths..>', 'remove xenstore nodes', (y) => y.option('state-dir', stateDirOpt),
+      async (a) => { process.exitCode = await xenstoreVerb(() => xenstoreRm(statePaths(a['state-dir']).xenstoreSocket, a.paths as string[])); })
     .demandCommand(1, 'name a command: sim raw | sim boot (see sim --help)')
     .strict()
     .fail((msg, err) => {

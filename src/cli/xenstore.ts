@@ -4,6 +4,24 @@
 import net from 'node:net';
 import { XS_HEADER_SIZE, XsType, decodeHeader, encodeMsg, request } from '../xen/xenstore/protocol.js';
 import { UsageError } from './errors.js';
+import { NO_HOST_MESSAGE } from './host-client.js';
+
+/** No xenstored answers at the socket: no running host. */
+export class NoXenstore extends Error {}
+
+/** Run a xenstore verb for the CLI: its output, or the same one-line messages as the other
+ *  host verbs (no host: exit 1; an error from xenstored: "sim: <path>: <EERR>", exit 1). */
+export async function xenstoreVerb(f: () => Promise<string | void>): Promise<number> {
+  try {
+    const out = await f();
+    if (out) process.stdout.write(out);
+    return 0;
+  } catch (e) {
+    if (e instanceof NoXenstore) { process.stderr.write(NO_HOST_MESSAGE + '\n'); return 1; }
+    if (e instanceof UsageError) { process.stderr.write(`sim: ${e.message}\n`); return 1; }
+    throw e;
+  }
+}
 
 export class XsClient {
   private buf = new Uint8Array(0);
@@ -55,7 +73,7 @@ async function withClient<T>(socket: string, f: (c: XsClient) => Promise<T>): Pr
   let c: XsClient;
   try { c = await XsClient.connect(socket); } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ECONNREFUSED') throw new UsageError('no running host (start one with: sim boot --daemon)');
+    if (code === 'ENOENT' || code === 'ECONNREFUSED') throw new NoXenstore();
     throw new UsageError(`cannot connect to xenstored at ${socket}: ${code ?? (e as Error).message}`);
   }
   try { return await f(c); } finally { c.close(); }

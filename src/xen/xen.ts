@@ -38,6 +38,7 @@ export class Xen {
     this.frames = new FrameTable(phys);
     this.writeProtected = new Uint8Array(phys.frames);
     this.machine = new MachineMem(phys, (ppn) => this.code?.dropPage(ppn));
+    this.frames.onCodeFrameReused = (mfn) => this.code?.dropPage(mfn);
   }
 
   /** Xen system time (ns) for a TSC value. */

@@ -13,6 +13,8 @@ import pino, { type Logger } from 'pino';
 import { PhysMem } from '../../mmu/physmem.js';
 import { Xen } from '../xen.js';
 import { DomainManager, type ShutdownControl } from './manager.js';
+import { hostXenstore, requestShutdown, watchesControlShutdown } from '../xenstore/attach.js';
+import { XenstoreSocketServer } from '../xenstore/socket.js';
 import type { Pace } from './runner.js';
 import { ControlServer, socketAnswers } from './server.js';
 import { claimPidFile, ensureStateDir, readPid, releasePidFile, socketPathProblem, statePaths, type StatePaths } from './statedir.js';
@@ -71,16 +73,29 @@ export async function startHost(o: StartHostOptions = {}): Promise<RunningHost> 
 
   let manager: DomainManager;
   let server: ControlServer;
+  let xsServer: XenstoreSocketServer | undefined;
   try {
     const xen = new Xen(new PhysMem(memoryMiB * 1048576));
     xen.onLog = (line) => {
       log.info({ xen: line, vt: xen.now() / 1e9 }, line);
       o.onPrintk?.(line);
     };
+    // xl shutdown goes through xenstore's control/shutdown when the guest's PV drivers
+    // watch it; otherwise the host shuts the domain down itself.
+    const control: ShutdownControl = o.control ?? {
+      request(d, reason) {
+        if (!watchesControlShutdown(d)) return false;
+        requestShutdown(d, reason);
+        return true;
+      },
+    };
     manager = new DomainManager({
       xen, paths, log, pace: o.pace ?? (clock ? 'realtime' : 'virtual'), clock,
-      memoryMiB, control: o.control, hostCpuSeconds: o.hostCpuSeconds,
+      memoryMiB, control, hostCpuSeconds: o.hostCpuSeconds,
     });
+    xsServer = new XenstoreSocketServer(hostXenstore(xen));
+    await xsServer.listen(paths.xenstoreSocket);
+    chmodSync(paths.xenstoreSocket, 0o600);
     xen.printk(`xensim host: Xen ${manager.info().xen_version}, ${memoryMiB} MiB, pid ${pid}, state ${paths.dir}`);
     rmSync(paths.socket, { force: true });
     server = new ControlServer(manager, log, { pid, stateDir: paths.dir, version: o.version ?? '0' });
@@ -100,6 +115,8 @@ export async function startHost(o: StartHostOptions = {}): Promise<RunningHost> 
     stopping = (async () => {
       manager.stop();
       await server.close();
+      await xsServer?.close();
+      rmSync(paths.xenstoreSocket, { force: true });
       rmSync(paths.socket, { force: true });
       releasePidFile(paths, pid);
       log.info({ event: 'stop', why }, 'host stopped');

@@ -2,6 +2,7 @@
 // logs and per-domain console logs, and how a client finds it.
 //
 //   <state-dir>/hostd.sock         control socket (protocol.ts), mode 0600
+//   <state-dir>/xenstored.sock     xenstored's socket (xs_wire), mode 0600
 //   <state-dir>/hostd.pid          pid of the host process (created exclusively: one host per dir)
 //   <state-dir>/hypervisor.log     structured log (pino, one JSON object a line)
 //   <state-dir>/daemon.out         stdout/stderr of a host started with --daemon
@@ -18,6 +19,8 @@ import path from 'node:path';
 export interface StatePaths {
   dir: string;
   socket: string;
+  /** xenstored's Unix socket (xs_wire, for xenstore-* tools and sim xenstore-*). */
+  xenstoreSocket: string;
   pidFile: string;
   hypervisorLog: string;
   daemonOut: string;
@@ -38,6 +41,7 @@ export function statePaths(dir?: string, env: NodeJS.ProcessEnv = process.env): 
   return {
     dir: d,
     socket: path.join(d, 'hostd.sock'),
+    xenstoreSocket: path.join(d, 'xenstored.sock'),
     pidFile: path.join(d, 'hostd.pid'),
     hypervisorLog: path.join(d, 'hypervisor.log'),
     daemonOut: path.join(d, 'daemon.out'),

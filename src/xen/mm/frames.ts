@@ -20,6 +20,8 @@ export class FrameTable {
   readonly m2p: Uint32Array;
   private nextFree = 0;
   private freeCount: number;
+  /** Called when a frame that held decoded code is zeroed for reuse (drop that code). */
+  onCodeFrameReused: ((mfn: number) => void) | null = null;
   /** Called after an M2P entry changes (the guest-visible copy is updated there). */
   onM2pChange: ((mfn: number, pfn: number) => void) | null = null;
 
@@ -41,7 +43,7 @@ export class FrameTable {
         this.owner[mfn] = owner;
         this.nextFree = (mfn + 1) % n;
         this.freeCount--;
-        this.phys.u8.fill(0, mfn * 4096, mfn * 4096 + 4096);
+        this.zero(mfn, 1);
         return mfn;
       }
     }
@@ -57,11 +59,20 @@ export class FrameTable {
         const first = mfn - n + 1;
         for (let i = first; i <= mfn; i++) this.owner[i] = owner;
         this.freeCount -= n;
-        this.phys.u8.fill(0, first * 4096, (mfn + 1) * 4096);
+        this.zero(first, n);
         return first;
       }
     }
     return -1;
+  }
+
+  /** Zero n frames for a new owner; decoded code from their old contents must go. */
+  private zero(first: number, n: number): void {
+    this.phys.u8.fill(0, first * 4096, (first + n) * 4096);
+    const code = this.phys.codeFrame;
+    for (let m = first; m < first + n; m++) {
+      if (code[m] === 1) { code[m] = 0; this.onCodeFrameReused?.(m); }
+    }
   }
 
   release(mfn: number): void {

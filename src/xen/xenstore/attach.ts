@@ -80,3 +80,21 @@ export function writeDomainNodes(d: Domain, memoryKiB: number, vcpus: number): v
   xs.write(`/vm/${d.id}/name`, d.name);
   xs.write(`${base}/vm`, `/vm/${d.id}`);
 }
+
+/** Whether a domain's PV drivers watch control/shutdown (a guest that will act on a
+ *  shutdown request written there, as xl's shutdown relies on). */
+export function watchesControlShutdown(d: Domain): boolean {
+  const rec = hostXenstore(d.xen).domains.get(d.id);
+  const conn = rec?.conn;
+  if (!conn) return false;
+  const target = `/local/domain/${d.id}/control/shutdown`;
+  return conn.watches.some((w) => {
+    const p = w.path.startsWith('/') || w.path.startsWith('@') ? w.path : `/local/domain/${d.id}/${w.path}`;
+    return target === p || target.startsWith(p === '/' ? '/' : p + '/');
+  });
+}
+
+/** xl shutdown / reboot through xenstore: write control/shutdown for the guest to act on. */
+export function requestShutdown(d: Domain, reason: 'poweroff' | 'reboot'): void {
+  hostXenstore(d.xen).dom0.write(`/local/domain/${d.id}/control/shutdown`, reason);
+}
