@@ -1,5 +1,5 @@
 // The committed raw-machine guests (fixtures/raw/, rebuilt by fixtures/raw/build.sh): the demo
-// that `sim boot` runs, and the small variant of the CPU benchmark that `npm run bench` runs.
+// that `sim boot --raw` runs, and the small variant of the CPU benchmark that `npm run bench` runs.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -23,7 +23,7 @@ function expected(name: string): bigint {
   throw new Error(`fixtures/raw/bench/EXPECTED has no checksum for ${name}`);
 }
 
-describe('demo guest (fixtures/raw/demo.bin, run by `sim boot`)', () => {
+describe('demo guest (fixtures/raw/demo.bin, run by `sim boot --raw`)', () => {
   it('halts with its known results in registers', () => {
     const r = runRaw(image('demo.bin'), { base: BASE, entry: BASE, maxInsns: 10_000_000 });
     expect(r.exception).toBeUndefined();

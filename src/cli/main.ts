@@ -54,20 +54,23 @@ async function main(): Promise<void> {
     async (a) => {
       process.exitCode = await createVerb({ config: a.config as string, console: a.c === true, paused: a.p === true, stateDir: a['state-dir'], maxInsns: a['max-insns'], timeout: a.timeout, verbose: a.verbose });
     })
-    .command('boot', 'boot the built-in default guest; with --foreground or --daemon, start a host for sim create/list/console/...', (y) => y
+    .command('boot', 'boot the built-in default host (two domains); with --foreground or --daemon, start a host for sim create/list/console/...', (y) => y
       .option('foreground', { type: 'boolean', describe: 'run a host in this process until ^C (prints the hypervisor log)' })
       .option('daemon', { type: 'boolean', describe: 'start a host in the background and return once it answers' })
       .option('state-dir', { type: 'string', describe: 'the host\'s state directory (default $XENSIM_STATE_DIR or ~/.xensim/host)' })
       .option('memory', { type: 'number', describe: `host memory in MiB (default ${DEFAULT_HOST_MEMORY_MIB})` })
       .option('clock', { type: 'string', choices: ['realtime', 'virtual'], describe: 'idle time passes in real time (default) or is skipped' })
-      .option('detached-child', { type: 'boolean', hidden: true }),
+      .option('detached-child', { type: 'boolean', hidden: true })
+      .option('raw', { type: 'boolean', describe: 'run the old flat-binary demo instead of the default host' })
+      .option('verbose', { alias: 'v', type: 'boolean', describe: 'the default host: show the hypervisor log on stderr' }),
     async (a) => {
       const host = a.foreground === true || a.daemon === true;
       if (!host) {
         if (a['state-dir'] !== undefined || a.memory !== undefined || a.clock !== undefined) throw new UsageError('--state-dir, --memory and --clock start a host: add --foreground or --daemon');
-        process.exitCode = bootCommand();
+        process.exitCode = await bootCommand({ raw: a.raw === true, verbose: a.verbose === true });
         return;
       }
+      if (a.raw || a.verbose) throw new UsageError('--raw and --verbose are for the default host (sim boot without --foreground or --daemon)');
       if (a.foreground && a.daemon) throw new UsageError('choose one of --foreground and --daemon');
       const args = { stateDir: a['state-dir'], memory: a.memory, clock: a.clock, detachedChild: a['detached-child'] === true };
       process.exitCode = a.daemon ? await bootDaemon(args) : await bootForeground(args);

@@ -56,6 +56,8 @@ export async function runCommand(a: RunArgs): Promise<number> {
   const xen = new Xen(new PhysMem(hostMiB * 1048576));
   if (a.verbose) xen.onLog = (l) => process.stderr.write(l + '\n');
   const out = (b: Uint8Array) => { process.stdout.write(b); };
+  // Domain ID 0 is dom0's (xenstore trusts it): the guest gets ID 1, as under xl.
+  xen.newDomain('Domain-0');
   let dom;
   try {
     dom = createPvDomain(xen, {
