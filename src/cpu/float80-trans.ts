@@ -18,7 +18,8 @@ const P0 = 200;
 
 // ---- fixed-point kernels (value = X / 2^P) -------------------------------------------
 
-const mulF = (a: bigint, b: bigint, P: bigint): bigint => (a * b) >> P;
+/** Fixed-point product, truncated toward zero (so series of negative terms reach 0). */
+const mulF = (a: bigint, b: bigint, P: bigint): bigint => (a * b) / (1n << P);
 
 /** atan(x) for |x| <= 1: three argument halvings (x / (1 + sqrt(1 + x^2))), then the series. */
 function atanF(x: bigint, P: bigint): bigint {
@@ -85,12 +86,14 @@ const PI66 = 0x3243f6a8885a308d3n;
 
 const fixConst = (c: bigint, P: bigint): bigint => (P <= PC ? c >> (PC - P) : c << (P - PC));
 
-/** A fixed-point result (value F / 2^P, F may be negative) rounded to 80 bits; inexact. */
-function roundFix(F: bigint, P: number): F80 {
+/** A fixed-point approximation (value F / 2^P, F may be negative) rounded to 80 bits as an
+ *  inexact value; dir is the side the true value lies on (+1 above F, -1 below), which only
+ *  matters when F itself is representable (tiny arguments: sin x just below x, ...). */
+function roundFix(F: bigint, P: number, dir = 1): F80 {
   if (F === 0n) return zero(0);
   const s = F < 0n ? 1 : 0;
   const a = s ? -F : F;
-  return roundExt(s, (a << 1n) | 1n, -P - 1, 64);
+  return roundExt(s, (a << 1n) + BigInt(s ? -dir : dir), -P - 1, 64);
 }
 
 /** The value of a finite x as fixed point with P fraction bits (truncated). */
@@ -135,14 +138,19 @@ export function sincos(x: F80, which: number): F80[] | null {
   const [s, co] = sinCosF(r, Pb);
   const quad = Number(((q % 4n) + 4n) % 4n);
   const sinV = [s, co, -s, -co][quad], cosV = [co, -s, -co, s][quad];
+  // For a tiny r the terms after the first vanish in fixed point: sin r lies just inside r,
+  // cos r just below 1, tan r just outside r. Which side the true value lies on decides
+  // directed rounding there.
+  const tiny = Er < -70;
+  const rs = x.s ? -1 : 1; // sign of r (x and r agree for tiny arguments)
   if (which === 4) {
     const t = (sinV << Pb) / cosV;
-    return [roundFix(t, P)];
+    return [roundFix(t, P, tiny ? rs : 1)];
   }
   const out: F80[] = [];
   let up = false;
-  if (which & 1) { out.push(roundFix(sinV, P)); up = fx.up; }
-  if (which & 2) { out.push(roundFix(cosV, P)); up = fx.up || (which === 3 && up); }
+  if (which & 1) { out.push(roundFix(sinV, P, tiny ? -rs : 1)); up = fx.up; }
+  if (which & 2) { out.push(roundFix(cosV, P, tiny ? -1 : 1)); up = fx.up || (which === 3 && up); }
   fx.up = up;
   return out;
 }
@@ -174,20 +182,23 @@ export function atan2(y: F80, x: F80): F80 | null {
   const num = small ? y.m : x.m, den = small ? x.m : y.m;
   const sh = lsbExp(small ? y : x) - lsbExp(small ? x : y);
   const ratio = sh >= 0 ? ((num << BigInt(sh)) << Pq) / den : (num << Pq) / (den << BigInt(-sh));
-  let a = atanF(ratio, Pq);
+  // atan(r) = r - r^3/3 + ...: for a tiny ratio the cubic term is far below the rounding.
+  let a = d > 130 ? ratio : atanF(ratio, Pq);
   const half = fixConst(PI_FIX, Pq) / 2n;
+  // atan of a tiny ratio lies just below the ratio.
+  const dir = small && !x.s && d > 70 ? (y.s ? 1 : -1) : 1;
   if (!small) a = half - a;
   if (x.s) a = fixConst(PI_FIX, Pq) - a;
-  return roundFix(sgn(a), P + d);
+  return roundFix(sgn(a), P + d, dir);
 }
 
 // ---- logarithms and exponentials -------------------------------------------------------
 
-/** log2 of a positive finite x as fixed point with P bits (exact when x is a power of 2). */
-function log2F(x: F80, P: bigint): bigint {
-  const n = bitLen(x.m);
-  const e = BigInt(lsbExp(x) + n - 1);
-  const m = (x.m << P) >> BigInt(n - 1); // in [1, 2)
+/** log2 of the positive value m * 2^e as fixed point with P bits. */
+function log2F(m0: bigint, e0: number, P: bigint): bigint {
+  const n = bitLen(m0);
+  const e = BigInt(e0 + n - 1);
+  const m = (m0 << P) >> BigInt(n - 1); // in [1, 2): ln m = 2 atanh((m-1)/(m+1)), |z| <= 1/3
   const one = 1n << P;
   const ln = atanh2F(((m - one) << P) / (m + one), P);
   return (e << P) + (ln << P) / fixConst(LN2_FIX, P);
@@ -229,13 +240,15 @@ export function yl2x(x: F80, y: F80): F80 | null {
   if (kx === K.Denormal || ky === K.Denormal) { fx.exc |= Exc.DE; if (!(fx.cw & Exc.DE)) return null; }
   if (ky === K.Zero) return zero(y.s ^ (expOf(x) < 0 ? 1 : 0));
   const P = P0 + 64;
-  const L = log2F(x, BigInt(P));
-  // A power of two gives an exact logarithm: round the exact product.
+  const L = log2F(x.m, lsbExp(x), BigInt(P));
+  // A power of two gives an exact logarithm: the exact product, but inexact like the host.
   if ((x.m & ((1n << 63n) - 1n)) === 0n && x.e !== 0) {
     const e = BigInt(expOf(x));
     if (e === 0n) return zero(y.s);
     const s = (e < 0n ? 1 : 0) ^ y.s;
-    return roundExt(s, y.m * (e < 0n ? -e : e), lsbExp(y), 64);
+    const r = roundExt(s, y.m * (e < 0n ? -e : e), lsbExp(y), 64);
+    fx.exc |= Exc.PE;
+    return r;
   }
   return mulLog(y, L, P);
 }
@@ -256,9 +269,17 @@ export function yl2xp1(x: F80, y: F80): F80 | null {
   }
   if (ky === K.Inf) return inf(y.s ^ x.s);
   if (ky === K.Zero) return zero(x.s ^ y.s);
-  // ln(1 + x) = 2 atanh(x / (2 + x)), with fixed point fine enough for tiny x.
   const ex = expOf(x);
   if (x.s && ex >= 0) { fx.exc |= Exc.IE; return indefinite(); } // x <= -1
+  if (ex >= -2) {
+    // Not small: log2 of the exact sum 1 + x.
+    const lx = lsbExp(x);
+    const c = Math.min(lx, 0);
+    const sum = (1n << BigInt(-c)) + (x.s ? -1n : 1n) * (x.m << BigInt(lx - c));
+    const P = P0 + 64;
+    return mulLog(y, log2F(sum, c, BigInt(P)), P);
+  }
+  // Small: ln(1 + x) = 2 atanh(x / (2 + x)), with fixed point fine enough for tiny x.
   const P = P0 + Math.max(0, -ex) + 64;
   const Pb = BigInt(P);
   const X = toFix(x, P);

@@ -8,7 +8,7 @@
 import fc from 'fast-check';
 import { DATA_BASE, type CpuCase } from '../harness/case.js';
 import { defaultFxImage } from '../harness/native.js';
-import { dataArb, flagsArb, memOperand, mkCase, regsArb, rex, u64 } from '../harness/gen.js';
+import { dataArb, flagsArb, memOperand, mkCase, regsArb, rex } from '../harness/gen.js';
 
 export interface X80 { se: number; m: bigint }
 const M64 = (1n << 64n) - 1n;
@@ -92,8 +92,6 @@ export function related(a: X80): fc.Arbitrary<X80> {
   );
 }
 
-/** A pair of 80-bit operands, often related. */
-export const pair80: fc.Arbitrary<[X80, X80]> = ext80.chain((a) => related(a).map((b) => [a, b] as [X80, X80]));
 
 // ---- memory formats ------------------------------------------------------------------
 
@@ -156,6 +154,9 @@ export interface StateOpts {
   other?: number;
   /** Values for specific slots. */
   vals?: Record<number, fc.Arbitrary<X80>>;
+  /** Make the other registers related to st(0) (see related()) half of the time, for the
+   *  two-operand register forms. */
+  rel?: boolean;
 }
 
 export const cwArb: fc.Arbitrary<number> = fc.tuple(
@@ -179,6 +180,13 @@ function swArb(cw: number): fc.Arbitrary<number> {
 }
 
 export function stateArb(o: StateOpts = {}): fc.Arbitrary<X87State> {
+  if (o.rel) {
+    return (o.vals?.[0] ?? ext80).chain((a) => {
+      const vals: Record<number, fc.Arbitrary<X80>> = { 0: fc.constant(a) };
+      for (let i = 1; i < 8; i++) vals[i] = fc.oneof(ext80, related(a));
+      return stateArb({ ...o, rel: false, vals });
+    });
+  }
   const need = o.need ?? [];
   const other = o.other ?? 0.5;
   const slots: fc.Arbitrary<X80 | null>[] = [];
@@ -267,4 +275,3 @@ export const le = (v: bigint, n: number): Uint8Array => {
   return b;
 };
 
-export { u64 };

@@ -33,6 +33,11 @@ const unit = (maxExp: number): fc.Arbitrary<X80> => fc.oneof(
   { weight: 5, arbitrary: fc.tuple(fc.integer({ min: 0, max: 1 }), fc.integer({ min: 0x3fff - 70, max: 0x3fff + maxExp }), fc.bigInt({ min: J, max: (1n << 64n) - 1n })).map(([s, e, m]) => ({ se: (s << 15) | e, m })) },
   { weight: 1, arbitrary: ext80 },
 );
+const small: fc.Arbitrary<X80> = fc.oneof(
+  { weight: 5, arbitrary: fc.tuple(fc.integer({ min: 0, max: 1 }), fc.integer({ min: 0x3fff - 80, max: 0x3fff - 3 }), fc.bigInt({ min: J, max: (1n << 64n) - 1n })).map(([s, e, m]) => ({ se: (s << 15) | e, m })) },
+  { weight: 1, arbitrary: fc.tuple(fc.integer({ min: 0, max: 1 }), fc.bigInt({ min: J, max: 0x95f619980c4336f7n })).map(([s, m]) => ({ se: (s << 15) | (0x3fff - 2), m })) },
+  { weight: 1, arbitrary: ext80.filter((x) => (x.se & 0x7fff) < 0x3fff - 2 || (x.se & 0x7fff) === 0x7fff) },
+);
 const positive: fc.Arbitrary<X80> = fc.oneof(
   { weight: 5, arbitrary: fc.tuple(fc.integer({ min: 0x3fff - 100, max: 0x3fff + 100 }), fc.bigInt({ min: J, max: (1n << 64n) - 1n })).map(([e, m]) => ({ se: e, m })) },
   { weight: 1, arbitrary: ext80 },
@@ -46,14 +51,17 @@ const forms: Form[] = [
   { name: 'fpatan', gen: regCase(fc.constant([0xd9, 0xf3]), { need: [0, 1], vals: { 0: unit(40), 1: unit(40) } }) },
   { name: 'f2xm1', gen: regCase(fc.constant([0xd9, 0xf0]), { need: [0], vals: { 0: unit(0) } }) },
   { name: 'fyl2x', gen: regCase(fc.constant([0xd9, 0xf1]), { need: [0, 1], vals: { 0: positive, 1: unit(30) } }) },
-  { name: 'fyl2xp1', gen: regCase(fc.constant([0xd9, 0xf9]), { need: [0, 1], vals: { 0: unit(-3), 1: unit(30) } }) },
+  // fyl2xp1 is defined for |x| < 1 - sqrt(2)/2 only (the host returns other things outside).
+  { name: 'fyl2xp1', gen: regCase(fc.constant([0xd9, 0xf9]), { need: [0, 1], vals: { 0: small, 1: unit(30) } }) },
 ];
 
-/** An 80-bit value as an integer that orders like the value (for ulp distances). */
+/** An 80-bit value as an integer that orders like the value, one per ulp (the explicit
+ *  integer bit dropped, so neighbours across a binade are 1 apart). */
 function ordered(fx: Uint8Array, o: number): bigint {
   const dv = new DataView(fx.buffer, fx.byteOffset);
   const m = dv.getBigUint64(o, true), se = dv.getUint16(o + 8, true);
-  const mag = (BigInt(se & 0x7fff) << 64n) | m;
+  const e = BigInt(se & 0x7fff);
+  const mag = e === 0n ? m : ((e - 1n) << 63n) + m; // normals: (e-1)*2^63 + (m with J) = e*2^63 + frac
   return se & 0x8000 ? -mag : mag;
 }
 
@@ -82,7 +90,7 @@ describe('x87 transcendentals against the host CPU (with a tolerance)', () => {
         if (!same) failures.push(`${form.name}: ${Array.from(cases[i].code, (x) => x.toString(16)).join(' ')} in=${Buffer.from(cases[i].fx!.subarray(0, 64)).toString('hex')}\n  native sw=${nsw.toString(16)} st0=${Buffer.from(n.fx.subarray(32, 42)).toString('hex')} st1=${Buffer.from(n.fx.subarray(48, 58)).toString('hex')}\n  sim    sw=${ssw.toString(16)} st0=${Buffer.from(s.fx.subarray(32, 42)).toString('hex')} st1=${Buffer.from(s.fx.subarray(48, 58)).toString('hex')}`);
         else if (identical) exact++;
       }
-      console.log(`${form.name}: ${exact}/${cases.length} bit-exact with the host`);
+      console.log(`${form.name}: ${exact}/${cases.length} bit-exact with the host, the rest within ${TOL_ULPS} ulps`);
       expect(failures, failures.join('\n')).toEqual([]);
     });
   }

@@ -63,7 +63,7 @@ export function summary(sw: number, cw: number): number {
 /** Set the condition codes C3 C2 C1 C0 (bits in their status word positions). */
 export function setCC(f: Fpu, cc: number): void { f.sw = (f.sw & ~Sw.CC) | cc; }
 
-/** True when an unmasked IE or ZE was raised: the destination must not be written. */
+/** True when an unmasked IE, ZE or DE was raised: the destination must not be written. */
 export function blocked(): boolean { return (fx.exc & ~fx.cw & (Exc.IE | Exc.ZE | Exc.DE)) !== 0; }
 
 // ---- register stack ------------------------------------------------------------------
