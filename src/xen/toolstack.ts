@@ -12,6 +12,7 @@ import { BuildError, buildPvDomain, type BuiltDomain } from './builder.js';
 import { pinTable, setKernelBaseptr } from './hypercall/mmu.js';
 import { setRamMemoryMap } from './hypercall/memory.js';
 import { initM2P } from './mm/m2p.js';
+import { initGrantTable, seedGrantTable } from './gnttab/ops.js';
 import { installPtwr } from './mm/ptwr.js';
 import { attachPv } from './pv/entry.js';
 import { pageInfo, shareXenPage } from './mm/pagetype.js';
@@ -87,6 +88,9 @@ export function createPvDomain(xen: Xen, cfg: PvDomainConfig): PvDomain {
   consoleBackend = new ConsoleBackend(d, built.consoleMfn, consolePort, out);
   setRamMemoryMap(d, built.nrPages);
   writeDomainNodes(d, cfg.memoryMiB * 1024, n);
+  // The reserved grant entries libxl writes: 0 the console ring, 1 the xenstore ring, for dom0.
+  initGrantTable(d);
+  seedGrantTable(d, [{ ref: 0, domid: 0, frame: built.consoleMfn }, { ref: 1, domid: 0, frame: built.storeMfn }]);
   storeKick = introduceToXenstore(d, built.storeMfn, storePort, () => raisePort(d, storePort));
   shareXenPage(pageInfo(xen), d.sharedInfoMfn, d, true);
   // The toolstack pins the bootstrap L4 (validating the whole tree) as libxenguest does.

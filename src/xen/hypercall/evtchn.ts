@@ -1,11 +1,17 @@
-// event_channel_op (32): the 2-level ABI's operations on a domain's ports.
-// FIFO (init_control, expand_array, set_priority) answers -ENOSYS, so guests use 2-level.
+// event_channel_op (32) and its pre-3.0.2 form event_channel_op_compat (16): copy the
+// argument struct in (all of it, before anything happens: -EFAULT), run the operation
+// (evtchn/ops.ts), and copy the struct back for the operations with OUT fields, as
+// do_event_channel_op does (a fault on the way back is -EFAULT after the operation took
+// effect, as in Xen).
 
 import { Errno } from '../errno.js';
-import { eventsOf, xenEndOf } from '../evtchn/events.js';
-import { State } from '../evtchn/model.js';
-import { readGuest16, readGuest32, writeGuest16, writeGuest32 } from '../guestmem.js';
-import { DOMID_SELF, DOMID_XEN } from '../mm/frames.js';
+import {
+  evtchnAllocUnbound, evtchnBindInterdomain, evtchnBindIpi, evtchnBindPirq, evtchnBindVcpu, evtchnBindVirq, evtchnClose,
+  evtchnExpandArray, evtchnInitControl, evtchnReset, evtchnSend, evtchnSetPriority, evtchnStatus, evtchnUnmask,
+} from '../evtchn/ops.js';
+import { eventsOf } from '../evtchn/events.js';
+import { EVTCHN_FIFO_LINK_BITS } from '../evtchn/fifo.js';
+import { copyFromGuest, copyToGuest } from '../guestmem.js';
 import type { Domain } from '../domain.js';
 import type { Vcpu } from '../vcpu.js';
 import { Hc, registerHypercall } from './table.js';
@@ -13,141 +19,78 @@ import { Hc, registerHypercall } from './table.js';
 export const enum EvtchnOp {
   bind_interdomain = 0, bind_virq = 1, bind_pirq = 2, close = 3, send = 4, status = 5, alloc_unbound = 6,
   bind_ipi = 7, bind_vcpu = 8, unmask = 9, reset = 10, init_control = 11, expand_array = 12, set_priority = 13,
+  reset_cont = 14,
 }
 
-function domainOf(v: Vcpu, domid: number): Domain | undefined {
-  if (domid === DOMID_SELF || domid === v.domain.id) return v.domain;
-  if (!v.domain.privileged) return undefined;
-  return v.domain.xen.domains.get(domid);
-}
+/** sizeof(struct evtchn_*) by command (x86_64). */
+export const EVTCHN_ARG_SIZE = [12, 12, 12, 4, 4, 24, 8, 8, 8, 4, 2, 24, 8, 8, 2];
+/** struct evtchn_op (the compat hypercall's argument): cmd, then the union at offset 4. */
+export const EVTCHN_OP_COMPAT_SIZE = 28;
 
-/** Close one port; an interdomain peer goes back to unbound, waiting for us again. */
-export function closePort(d: Domain, port: number): number {
-  const e = eventsOf(d);
-  if (!e) return -Errno.EINVAL;
-  const t = e.table;
-  if (!t.valid(port)) return -Errno.EINVAL;
-  const s = t.state[port];
-  if (s === State.FREE) return -Errno.EINVAL;
-  if (s === State.INTERDOMAIN && t.remoteDom[port] === DOMID_XEN) e.xenEnds.delete(port);
-  else if (s === State.INTERDOMAIN) {
-    const rd = d.xen.domains.get(t.remoteDom[port]);
-    const re = rd && eventsOf(rd);
-    const rp = t.remotePort[port];
-    if (re && re.table.state[rp] === State.INTERDOMAIN && re.table.remotePort[rp] === port && re.table.remoteDom[rp] === d.id) {
-      re.table.state[rp] = State.UNBOUND;
-      re.table.remoteDom[rp] = d.id;
-      re.table.remotePort[rp] = -1;
-    }
-  }
-  t.free(port);
-  e.delivery.clearPending(port);
-  return 0;
-}
+const TWO32 = 4294967296;
 
-function evtchnOp(v: Vcpu, cmd: number, p: number): number {
+/** Close one port of d (kept for callers of the old name). */
+export function closePort(d: Domain, port: number): number { return evtchnClose(d, port); }
+
+/** One operation on the struct at guest address p. */
+export function evtchnOp(v: Vcpu, cmd: number, p: number): number {
   const d = v.domain;
-  const e = eventsOf(d);
-  if (!e) return -Errno.ENOSYS;
-  const t = e.table;
+  if (!eventsOf(d)) return -Errno.ENOSYS;
+  if (!(cmd >= 0 && cmd < EVTCHN_ARG_SIZE.length)) return -Errno.ENOSYS;
+  const buf = copyFromGuest(v, p, EVTCHN_ARG_SIZE[cmd]);
+  const dv = new DataView(buf.buffer);
+  const u16 = (o: number) => dv.getUint16(o, true), u32 = (o: number) => dv.getUint32(o, true);
+  /** Write OUT fields back (the whole struct, as __copy_to_guest does). */
+  const out = (rc: number): number => { copyToGuest(v, p, buf); return rc; };
+  /** An operation returning a port at offset `off`. */
+  const portOut = (port: number, off: number): number => {
+    if (port < 0) return port;
+    dv.setUint32(off, port, true);
+    return out(0);
+  };
   switch (cmd) {
-    case EvtchnOp.bind_virq: {
-      const virq = readGuest32(v, p), vcpu = readGuest32(v, p + 4);
-      const port = t.bindVirq(virq >>> 0, vcpu >>> 0);
-      if (port < 0) return port;
-      writeGuest32(v, p + 8, port);
-      return 0;
-    }
-    case EvtchnOp.bind_ipi: {
-      const port = t.bindIpi(readGuest32(v, p) >>> 0);
-      if (port < 0) return port;
-      writeGuest32(v, p + 4, port);
-      return 0;
-    }
-    case EvtchnOp.alloc_unbound: {
-      const dom = readGuest16(v, p), remote = readGuest16(v, p + 2);
-      const target = domainOf(v, dom);
-      if (!target) return dom === d.id || dom === DOMID_SELF ? -Errno.ESRCH : (d.privileged ? -Errno.ESRCH : -Errno.EPERM);
-      const te = eventsOf(target);
-      if (!te) return -Errno.ESRCH;
-      const rdom = remote === DOMID_SELF ? target.id : remote;
-      const port = te.table.allocUnbound(rdom);
-      if (port < 0) return port;
-      writeGuest32(v, p + 4, port);
-      return 0;
-    }
-    case EvtchnOp.bind_interdomain: {
-      const rdomid = readGuest16(v, p), rport = readGuest32(v, p + 4) >>> 0;
-      const rd = rdomid === DOMID_SELF ? d : d.xen.domains.get(rdomid);
-      if (!rd) return -Errno.ESRCH;
-      const re = eventsOf(rd);
-      if (!re) return -Errno.ESRCH;
-      if (!re.table.valid(rport)) return -Errno.EINVAL;
-      if (re.table.state[rport] !== State.UNBOUND || re.table.remoteDom[rport] !== d.id) return -Errno.EINVAL;
-      const lport = t.allocPort();
-      if (lport < 0) return lport;
-      t.state[lport] = State.INTERDOMAIN; t.remoteDom[lport] = rd.id; t.remotePort[lport] = rport; t.notifyVcpu[lport] = 0;
-      re.table.state[rport] = State.INTERDOMAIN; re.table.remoteDom[rport] = d.id; re.table.remotePort[rport] = lport;
-      writeGuest32(v, p + 8, lport);
-      // Xen marks the new local port pending, so no event sent before binding is lost.
-      e.delivery.setPending(lport, t.notifyVcpu[lport]);
-      return 0;
-    }
-    case EvtchnOp.close: return closePort(d, readGuest32(v, p) >>> 0);
-    case EvtchnOp.send: {
-      const port = readGuest32(v, p) >>> 0;
-      if (!t.valid(port)) return -Errno.EINVAL;
-      switch (t.state[port]) {
-        case State.INTERDOMAIN: {
-          const xenEnd = t.remoteDom[port] === DOMID_XEN ? xenEndOf(d, port) : undefined;
-          if (xenEnd) { xenEnd(); return 0; }
-          const rd = d.xen.domains.get(t.remoteDom[port]);
-          const re = rd && eventsOf(rd);
-          if (re) { const rp = t.remotePort[port]; re.delivery.setPending(rp, re.table.notifyVcpu[rp]); }
-          return 0;
-        }
-        case State.IPI: e.delivery.setPending(port, t.notifyVcpu[port]); return 0;
-        case State.UNBOUND: return 0; // silently dropped
-        default: return -Errno.EINVAL;
-      }
-    }
+    case EvtchnOp.alloc_unbound: return portOut(evtchnAllocUnbound(d, u16(0), u16(2)), 4);
+    case EvtchnOp.bind_interdomain: return portOut(evtchnBindInterdomain(d, u16(0), u32(4)), 8);
+    case EvtchnOp.bind_virq: return portOut(evtchnBindVirq(d, u32(0), u32(4)), 8);
+    case EvtchnOp.bind_pirq: return portOut(evtchnBindPirq(d, u32(0), u32(4)), 8);
+    case EvtchnOp.bind_ipi: return portOut(evtchnBindIpi(d, u32(0)), 4);
+    case EvtchnOp.close: return evtchnClose(d, u32(0));
+    case EvtchnOp.send: return evtchnSend(d, u32(0));
     case EvtchnOp.status: {
-      const dom = readGuest16(v, p), port = readGuest32(v, p + 4) >>> 0;
-      const target = domainOf(v, dom);
-      if (!target) return -Errno.ESRCH;
-      const te = eventsOf(target);
-      if (!te || !te.table.valid(port)) return -Errno.EINVAL;
-      const tt = te.table;
-      const st = tt.state[port];
-      writeGuest32(v, p + 8, st);
-      writeGuest32(v, p + 12, tt.notifyVcpu[port]);
-      if (st === State.UNBOUND) writeGuest16(v, p + 16, tt.remoteDom[port]);
-      else if (st === State.INTERDOMAIN) { writeGuest16(v, p + 16, tt.remoteDom[port]); writeGuest32(v, p + 20, tt.remotePort[port]); }
-      else if (st === State.VIRQ || st === State.PIRQ) writeGuest32(v, p + 16, tt.virq[port]);
-      return 0;
+      const s = evtchnStatus(d, u16(0), u32(4));
+      if (typeof s === 'number') return s;
+      dv.setUint32(8, s.status, true);
+      dv.setUint32(12, s.vcpu, true);
+      if (s.irq !== undefined) dv.setUint32(16, s.irq, true);
+      else if (s.dom !== undefined) {
+        dv.setUint16(16, s.dom, true);
+        if (s.port !== undefined) dv.setUint32(20, s.port, true);
+      }
+      return out(0);
     }
-    case EvtchnOp.bind_vcpu: return t.bindVcpu(readGuest32(v, p) >>> 0, readGuest32(v, p + 4) >>> 0);
-    case EvtchnOp.unmask: {
-      const port = readGuest32(v, p) >>> 0;
-      if (!t.valid(port)) return -Errno.EINVAL;
-      e.delivery.unmask(port, t.notifyVcpu[port]);
-      return 0;
+    case EvtchnOp.bind_vcpu: return evtchnBindVcpu(d, u32(0), u32(4));
+    case EvtchnOp.unmask: return evtchnUnmask(d, u32(0));
+    case EvtchnOp.reset: case EvtchnOp.reset_cont: return evtchnReset(d, u16(0), cmd === EvtchnOp.reset_cont);
+    case EvtchnOp.init_control: {
+      const gfn = u32(4) * TWO32 + u32(0);
+      const rc = evtchnInitControl(d, gfn, u32(8), u32(12));
+      if (rc !== 0) return rc;
+      buf[16] = EVTCHN_FIFO_LINK_BITS;
+      return out(0);
     }
-    case EvtchnOp.reset: {
-      const target = domainOf(v, readGuest16(v, p));
-      if (!target) return -Errno.ESRCH;
-      const te = eventsOf(target);
-      if (!te) return -Errno.ESRCH;
-      for (let port = 1; port < te.table.maxPorts; port++) if (te.table.state[port] !== State.FREE) closePort(target, port);
-      return 0;
-    }
-    case EvtchnOp.bind_pirq:
-      return d.privileged ? -Errno.ENOSYS : -Errno.EPERM;
-    case EvtchnOp.init_control: case EvtchnOp.expand_array: case EvtchnOp.set_priority:
-      return -Errno.ENOSYS; // FIFO ABI not offered: guests fall back to 2-level
-    default:
-      return -Errno.ENOSYS;
+    case EvtchnOp.expand_array: return evtchnExpandArray(d, u32(4) * TWO32 + u32(0));
+    case EvtchnOp.set_priority: return evtchnSetPriority(d, u32(0), u32(4));
+    default: return -Errno.ENOSYS;
   }
+}
+
+/** event_channel_op_compat: struct evtchn_op { cmd; union u } for commands 0..9 only. */
+function evtchnOpCompat(v: Vcpu, p: number): number {
+  const buf = copyFromGuest(v, p, EVTCHN_OP_COMPAT_SIZE);
+  const cmd = new DataView(buf.buffer).getUint32(0, true);
+  if (cmd > EvtchnOp.unmask) return -Errno.ENOSYS;
+  return evtchnOp(v, cmd, p + 4);
 }
 
 registerHypercall(Hc.event_channel_op, (v, a) => evtchnOp(v, a.u32(0), a.ptr(1)));
+registerHypercall(Hc.event_channel_op_compat, (v, a) => evtchnOpCompat(v, a.ptr(0)));

@@ -5,3 +5,4 @@ import './vcpu.js';
 import './evtchn.js';
 import './mmu.js';
 import './memory.js';
+import './gnttab.js';
