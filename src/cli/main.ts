@@ -37,11 +37,12 @@ async function main(): Promise<void> {
         .option('memory', { type: 'number', describe: 'guest memory in MiB (default 128)' })
         .option('cmdline', { type: 'string', describe: 'kernel command line' })
         .option('ramdisk', { type: 'string', describe: 'initial ramdisk file' })
+        .option('vcpus', { type: 'number', describe: 'virtual CPUs (default 1)' })
         .option('max-insns', { type: 'number', describe: 'stop after this many instructions (exit 125)' })
         .option('timeout', { type: 'number', describe: 'stop after this many virtual seconds (exit 124)' })
         .option('verbose', { alias: 'v', type: 'boolean', describe: 'show the hypervisor log on stderr' }),
       async (a) => {
-        process.exitCode = await runCommand({ kernel: a.kernel as string, memory: a.memory, cmdline: a.cmdline, ramdisk: a.ramdisk, maxInsns: a['max-insns'], timeout: a.timeout, verbose: a.verbose });
+        process.exitCode = await runCommand({ kernel: a.kernel as string, vcpus: a.vcpus, memory: a.memory, cmdline: a.cmdline, ramdisk: a.ramdisk, maxInsns: a['max-insns'], timeout: a.timeout, verbose: a.verbose });
       })
     .command('create <config>', 'create a guest from an xl.cfg file', (y) => y
       .positional('config', { type: 'string', demandOption: true })

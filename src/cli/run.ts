@@ -48,6 +48,8 @@ export async function runCommand(a: RunArgs): Promise<number> {
   if (a.maxInsns !== undefined && (!Number.isSafeInteger(a.maxInsns) || a.maxInsns < 0)) throw new UsageError(`--max-insns: ${a.maxInsns} is not a non-negative integer`);
   const timeoutS = a.timeout ?? Infinity;
   if (a.timeout !== undefined && (!(a.timeout > 0) || !Number.isFinite(a.timeout))) throw new UsageError(`--timeout: ${a.timeout} is not a positive number of seconds`);
+  const vcpus = a.vcpus ?? 1;
+  if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > 32) throw new UsageError(`--vcpus: ${a.vcpus} is not between 1 and 32`);
   const kernel = readInput('kernel', a.kernel);
   const ramdisk = a.ramdisk !== undefined ? readInput('ramdisk', a.ramdisk) : undefined;
 
@@ -61,7 +63,7 @@ export async function runCommand(a: RunArgs): Promise<number> {
   let dom;
   try {
     dom = createPvDomain(xen, {
-      name: a.name ?? path.basename(a.kernel), kernel, ramdisk, memoryMiB: memory, vcpus: a.vcpus ?? 1,
+      name: a.name ?? path.basename(a.kernel), kernel, ramdisk, memoryMiB: memory, vcpus,
       cmdline: a.cmdline ?? '', console: out,
     });
   } catch (e) {
@@ -124,6 +126,6 @@ export async function createCommand(file: string, attach: boolean, extra: { maxI
   if (cfg.disks.length || cfg.vifs.length) process.stderr.write(`sim: ${file}: disks and network interfaces are not simulated yet; ignoring them\n`);
   return runCommand({
     kernel: resolve(cfg.kernel), ramdisk: cfg.ramdisk ? resolve(cfg.ramdisk) : undefined, memory: cfg.memory,
-    cmdline: cfg.cmdline, vcpus: 1, name: cfg.name, ...extra,
+    cmdline: cfg.cmdline, vcpus: cfg.vcpus, name: cfg.name, ...extra,
   });
 }

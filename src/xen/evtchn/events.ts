@@ -11,7 +11,9 @@
 //   sendVirq(d, virq, vcpu?)            send_guest_{vcpu,global}_virq
 //   sendPirq(d, pirq)                   send_guest_pirq (minimal PIRQ model)
 //   setMaxEvtchnPort(d, n)              XEN_DOMCTL_set_max_evtchn (xl's max_event_channels)
-//   destroyEvents(d)                    domain destruction: close every port, drop FIFO frames
+// and in ops.ts: the EVTCHNOP_* operations, destroyEvents(d) (domain destruction: close every
+// port, release the FIFO frames; call it before relinquishing the domain's memory); in
+// snapshot.ts: saveEvents / restoreEvents.
 
 import type { Domain } from '../domain.js';
 import { DOMID_XEN } from '../mm/frames.js';

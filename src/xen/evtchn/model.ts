@@ -139,7 +139,7 @@ export class EvtchnTable {
 
   /** Grow to `n` valid ports (a multiple of the bucket size), keeping every port's state. */
   setValid(n: number): void {
-    if (n <= this.nrValid) { this.nrValid = n; return; }
+    if (n <= this.nrValid) return;
     if (n > this.state.length) {
       let cap = this.state.length;
       while (cap < n) cap *= 2;

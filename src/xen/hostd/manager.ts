@@ -37,6 +37,7 @@ import type { Domain } from '../domain.js';
 import { XEN_EXTRAVERSION, XEN_MAJOR, XEN_MINOR } from '../hypercall/misc.js';
 import { pageInfo, relinquishDomainMemory } from '../mm/pagetype.js';
 import { gnttabReleaseDomain } from '../gnttab/ops.js';
+import { destroyEvents } from '../evtchn/ops.js';
 import { Stop } from '../../cpu/cpu.js';
 import { crashDomain, shutdownDomain, stopVcpu } from '../sched.js';
 import { createPvDomain, type PvDomain } from '../toolstack.js';
@@ -213,6 +214,7 @@ export class DomainManager {
   private teardown(d: Domain): void {
     for (const v of d.vcpus) { stopVcpu(v); v.online = false; }
     d.state = 'dying';
+    destroyEvents(d); // evtchn_destroy: peers go unbound, FIFO frames are released
     gnttabReleaseDomain(this.xen, d.id);
     relinquishDomainMemory(pageInfo(this.xen), d);
     this.xen.domains.delete(d.id);

@@ -2,8 +2,9 @@
 // (VCPUOP_initialise of secondary vCPUs comes with SMP guests.)
 
 import { Errno } from '../errno.js';
-import { readGuest32, readGuestPtr, readGuestU64 } from '../guestmem.js';
-import { VcpuInfo } from '../layout.js';
+import { copyFromGuest, readGuest32, readGuestPtr, readGuestU64 } from '../guestmem.js';
+import { pvSetContext } from '../pv/entry.js';
+import { GuestContext, VcpuInfo } from '../layout.js';
 import { updateVcpuTime } from '../time.js';
 import { wakeVcpu } from '../sched.js';
 import { writeRunstate } from '../runstate.js';
@@ -87,7 +88,15 @@ function vcpuOp(v: Vcpu, cmd: number, id: number, p: number): number {
     }
     case VcpuOp.get_physid: return d.privileged ? -Errno.ENOSYS : -Errno.EINVAL;
     case VcpuOp.send_nmi: return -Errno.ENOSYS;
-    case VcpuOp.initialise: return -Errno.ENOSYS;
+    case VcpuOp.initialise: {
+      // Load a secondary vCPU's register context (vcpu_guest_context); it may be done once
+      // while the vCPU is down. VCPUOP_up then starts it.
+      if (t.initialised) return -Errno.EEXIST;
+      const rc = pvSetContext(t, copyFromGuest(v, p, GuestContext.SIZE));
+      if (rc !== 0) return rc;
+      t.initialised = true;
+      return 0;
+    }
     default: return -Errno.ENOSYS;
   }
 }

@@ -5,6 +5,7 @@
 // both boots are emulated here.
 import { describe, expect, it } from 'vitest';
 import { bindToXen, eventsOf, sendVirq } from '../../../src/xen/evtchn/events.js';
+import { destroyEvents } from '../../../src/xen/evtchn/ops.js';
 import { pageInfo, PGT } from '../../../src/xen/mm/pagetype.js';
 import { Dom, DOMID_SELF, E, FifoGuest, Host } from './harness.js';
 
@@ -252,6 +253,38 @@ describe('switching ABIs', () => {
     expect(g2.setup(5)).toBe(0);
     expect(g2.unmask(p)).toBe(0); // carried from 2-level again
     expect(g2.drain(0)).toEqual([p]);
+  });
+});
+
+describe('FIFO and the rest of the hypervisor', () => {
+  it('answers SCHEDOP_poll from the event words', () => {
+    const { a, g } = fifoWorld();
+    expect(g.initVcpu(0)).toBe(0);
+    expect(g.setup(10)).toBe(0);
+    const p = a.bindIpi(0), q = a.bindIpi(0);
+    expect(a.send(p)).toBe(0); // masked: pending, not linked
+    expect(a.poll([q, p])).toBe(0);
+    expect(a.vcpus[0].blocked).toBe(false);
+    expect(a.poll([q])).toBe(0);
+    expect(a.vcpus[0].blocked).toBe(true);
+    a.polled.length = 0;
+    expect(a.send(q)).toBe(0);
+    expect(a.polled).toEqual([q]);
+  });
+
+  it('releases the frames when the domain is destroyed, and peers go unbound', () => {
+    const { h, a, b, g } = fifoWorld();
+    expect(g.initVcpu(0)).toBe(0);
+    expect(g.initVcpu(1)).toBe(0);
+    expect(g.setup(5)).toBe(0);
+    const rp = b.allocUnbound(DOMID_SELF, a.id);
+    const lp = a.bindInterdomain(b.id, rp);
+    expect(lp).toBeGreaterThan(0);
+    destroyEvents(a.d);
+    const pi = pageInfo(h.xen);
+    for (const f of [...g.cbFrames, g.array[0]]) expect([pi.count[f], pi.typeCount[f]]).toEqual([0, 0]);
+    expect(b.status(DOMID_SELF, rp)).toMatchObject({ rc: 0, status: 1, dom: a.id });
+    expect(a.ev.delivery.abi).toBe('2l');
   });
 });
 
