@@ -41,21 +41,23 @@ const INIT = `#!/bin/busybox sh
 /bin/busybox echo PV-INIT-OK
 /bin/busybox mount -t proc proc /proc
 /bin/busybox head -1 /proc/version
+/bin/busybox echo CPUS=$(/bin/busybox grep -c ^processor /proc/cpuinfo)
 /bin/busybox echo PV-DONE
 /bin/busybox poweroff -f
 `;
 
 describe.skipIf(!kernel || !busybox)('Debian Linux PV kernel', () => {
-  it('boots a busybox initramfs to init on hvc0 and powers off', () => {
+  it('boots a busybox initramfs on two vCPUs to init on hvc0 and powers off', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'xensim-linux-'));
     const initrd = path.join(dir, 'initrd.cpio');
     writeFileSync(initrd, busyboxInitramfs(busybox!, INIT));
-    const r = spawnSync(process.execPath, [SIM, 'run', kernel!, '--memory', '256', '--ramdisk', initrd,
+    const r = spawnSync(process.execPath, [SIM, 'run', kernel!, '--memory', '256', '--vcpus', '2', '--ramdisk', initrd,
       '--cmdline', 'console=hvc0 quiet', '--timeout', '300', '-v'], { encoding: 'utf8', timeout: 600_000 });
     const out = r.stdout;
     if (r.status !== 0) console.log(out.slice(-4000), r.stderr.slice(-3000));
     expect(out).toContain('PV-INIT-OK');
     expect(out).toContain('Linux version');
+    expect(out).toContain('CPUS=2');
     expect(out).toContain('PV-DONE');
     expect(r.status).toBe(0);
     const stats = /sim: (\d+) instructions, ([\d.]+) s of virtual time/.exec(r.stderr);
