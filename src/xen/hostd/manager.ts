@@ -37,6 +37,7 @@ import type { Domain } from '../domain.js';
 import { XEN_EXTRAVERSION, XEN_MAJOR, XEN_MINOR } from '../hypercall/misc.js';
 import { pageInfo, relinquishDomainMemory } from '../mm/pagetype.js';
 import { gnttabReleaseDomain } from '../gnttab/ops.js';
+import { releasePerdomain } from '../pv/mode.js';
 import { destroyEvents } from '../evtchn/ops.js';
 import { Stop } from '../../cpu/cpu.js';
 import { crashDomain, shutdownDomain, stopVcpu } from '../sched.js';
@@ -217,6 +218,7 @@ export class DomainManager {
     destroyEvents(d); // evtchn_destroy: peers go unbound, FIFO frames are released
     gnttabReleaseDomain(this.xen, d.id);
     relinquishDomainMemory(pageInfo(this.xen), d);
+    releasePerdomain(d);
     this.xen.domains.delete(d.id);
     const code = this.xen.code;
     if (code) {

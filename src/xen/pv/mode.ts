@@ -289,6 +289,16 @@ function domPvOf(d: Domain): DomPv {
   }
   return p;
 }
+/** Free the per-domain area's tables of a dead domain (domain teardown). */
+export function releasePerdomain(d: Domain): void {
+  const p = domPv.get(d);
+  if (!p) return;
+  const f = d.xen.frames;
+  f.release(p.l3); f.release(p.l2);
+  for (const l1 of p.l1.values()) f.release(l1);
+  domPv.delete(d);
+}
+
 /** The L1 frame holding vCPU v's GDT/LDT entries, and the index of its first entry. */
 function vcpuL1(v: Vcpu): [number, number] {
   const d = v.domain, p = domPvOf(d);
