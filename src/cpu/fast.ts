@@ -5,7 +5,6 @@
 // `new Function`, so V8 optimizes it with its constants folded. A form with no template
 // keeps its generic handler; the differential tests run whichever handler the decoder picks.
 
-import type { Cpu } from './cpu.js';
 import { CpuFault } from './fault.js';
 import { cond, getCF, K, FS } from './flags.js';
 import type { Handler, Insn } from './insn.js';
@@ -298,4 +297,3 @@ export function specialize(d: Insn): Handler | undefined {
   }
 }
 
-export type { Cpu };

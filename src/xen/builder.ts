@@ -8,11 +8,9 @@
 import type { XenLayout } from '../guests/xen-notes.js';
 import { MAX_GUEST_CMDLINE, SharedInfo, StartInfo, VcpuInfo, XEN_LEGACY_MAX_VCPUS } from './layout.js';
 import type { Domain } from './domain.js';
-import { INVALID_P2M } from './mm/frames.js';
 
 const PAGE = 4096n;
 const MB4 = 4n << 20n;
-const U64 = (v: bigint) => BigInt.asUintN(64, v);
 const roundUp = (v: bigint, a: bigint) => ((v + a - 1n) / a) * a;
 
 export interface BuildOptions {
@@ -112,7 +110,6 @@ export function buildPvDomain(d: Domain, o: BuildOptions): BuiltDomain {
   }
   d.maxPages = nrPages + 256; // xl: target + LIBXL_MAXMEM_CONSTANT (1 MiB)
   d.totPages = nrPages;
-  d.memoryMap = [[0, nrPages * 4096, 1]];
 
   const m = xen.machine;
   const pfnOf = (v: bigint) => Number((v - virtBase) / PAGE);
@@ -220,4 +217,3 @@ export function hypercallPage(): Uint8Array {
   return p;
 }
 
-export { INVALID_P2M, U64 };

@@ -31,8 +31,6 @@ export class Domain {
   onShutdown: ((reason: number) => void) | null = null;
   /** SCHEDOP_watchdog deadlines (ns; -1 for a free slot). */
   watchdogs: number[] = [];
-  /** The E820 map the builder gave it: [start, size, type] triples in bytes. */
-  memoryMap: [number, number, number][] = [];
 
   constructor(readonly xen: Xen, readonly id: number, public name: string) {}
 

@@ -67,8 +67,8 @@ export const arith_sti_st0: Handler = (cpu, d) => arithReg(cpu, d, true, false);
 /** DE C0..FF: the same, then pop. */
 export const arithp_sti_st0: Handler = (cpu, d) => arithReg(cpu, d, true, true);
 
-/** One-operand operations on st(0). */
-function unary(cpu: Cpu, d: Insn, fn: (x: F80) => F80 | null): void {
+/** One-operand operations on st(0) (also used by f2xm1 in x87-trans.ts). */
+export function unary(cpu: Cpu, d: Insn, fn: (x: F80) => F80 | null): void {
   const f = begin(cpu, true);
   note(cpu, d);
   if (isEmpty(f, 0)) {

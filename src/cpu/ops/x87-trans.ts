@@ -6,6 +6,7 @@ import { fx, indefinite, mk, type F80 } from '../float80.js';
 import { atan2, f2xm1 as f2xm1Op, sincos, trig, yl2x, yl2xp1 } from '../float80-trans.js';
 import type { Handler, Insn } from '../insn.js';
 import { begin, blocked, canPush, end, getSt, isEmpty, note, pop, setSt, Sw, underflow } from './x87-core.js';
+import { unary } from './x87-arith.js';
 
 const ONE: F80 = mk(0, 16383, 1n << 63n);
 
@@ -64,15 +65,4 @@ export const fpatan: Handler = (cpu, d) => binaryPop(cpu, d, (x, y) => atan2(y, 
 export const fyl2x: Handler = (cpu, d) => binaryPop(cpu, d, yl2x);
 export const fyl2xp1: Handler = (cpu, d) => binaryPop(cpu, d, yl2xp1);
 
-export const f2xm1: Handler = (cpu, d) => {
-  const f = begin(cpu, true);
-  note(cpu, d);
-  if (isEmpty(f, 0)) {
-    if (underflow()) setSt(f, 0, indefinite());
-    end(f, false);
-    return;
-  }
-  const r = f2xm1Op(getSt(f, 0));
-  if (r !== null && !blocked()) setSt(f, 0, r);
-  end(f, fx.up);
-};
+export const f2xm1: Handler = (cpu, d) => unary(cpu, d, f2xm1Op);

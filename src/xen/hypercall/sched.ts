@@ -4,7 +4,7 @@ import { Errno } from '../errno.js';
 import { eventsOf } from '../evtchn/events.js';
 import { copyFromGuest, readGuest32, readGuestPtr, readGuestU64, writeGuest64 } from '../guestmem.js';
 import { Multicall, VcpuInfo } from '../layout.js';
-import { crashDomain, markBlocked, shutdownDomain, stopVcpu, upcallPending, wakeVcpu } from '../sched.js';
+import { markBlocked, shutdownDomain, stopVcpu, upcallPending, wakeVcpu } from '../sched.js';
 import type { Vcpu } from '../vcpu.js';
 import { Hc, dispatchHypercall, registerHypercall } from './table.js';
 
@@ -130,4 +130,3 @@ registerHypercall(Hc.sched_op, (v, a) => schedOp(v, a.u32(0), a.ptr(1)));
 registerHypercall(Hc.sched_op_compat, (v, a) => schedOpCompat(v, a.u32(0), a.u32(1)));
 registerHypercall(Hc.set_timer_op, (v, a) => setTimerOp(v, a.u64(0)));
 registerHypercall(Hc.multicall, (v, a) => multicall(v, a.ptr(0), a.u32(1)));
-export { crashDomain };
